@@ -1,0 +1,229 @@
+"""Drives one burner's relay to the state its intent wants, and proves it.
+
+Each request is an explicit state, written and then read back (DESIGN §2 rule
+2); an attempt that is not seen to work is retried with backoff, for as long as
+it takes (rule 3). Each waiter gets an answer within ``alarm_after``: verified,
+or failed with an alarm while the retries go on. A newer request for the other
+state supersedes the older one at once; an in-flight call is never abandoned
+half-way, because its outcome is unknown until read back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from stovectl.core.burner import Burner
+from stovectl.core.deadlines import Clock
+from stovectl.core.events import Outcome, Result
+from stovectl.devices.base import Relay, RelayState
+from stovectl.durations import format_duration
+from stovectl.errors import DeviceError
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY_SECONDS = 0.05
+CALL_GUARD_SECONDS = 20.0
+"""No adapter call may take longer than this, whatever its own timeouts say."""
+
+
+class ActuatorListener(Protocol):
+    def device_answered(self, device: str, error: BaseException | None) -> None: ...
+
+    def relay_seen(self, burner: Burner, state: RelayState) -> None: ...
+
+    def settled(self, burner: Burner, state: RelayState, result: Result) -> None: ...
+
+    def alarm(self, burner: Burner, message: str) -> None: ...
+
+    def recovered(self, burner: Burner, state: RelayState, message: str) -> None: ...
+
+
+@dataclass
+class _Ticket:
+    future: asyncio.Future[Outcome]
+    started: float
+    alarm: asyncio.TimerHandle | None = field(default=None)
+
+
+class Actuator:
+    """One burner's lane to its relay channel."""
+
+    def __init__(
+        self,
+        burner: Burner,
+        relay: Relay,
+        listener: ActuatorListener,
+        clock: Clock,
+        alarm_after_seconds: float,
+        retry_max_seconds: float,
+    ) -> None:
+        self._burner = burner
+        self._relay = relay
+        self._listener = listener
+        self._clock = clock
+        self._alarm_after = alarm_after_seconds
+        self._retry_max = retry_max_seconds
+        self._target: RelayState | None = None
+        self._tickets: list[_Ticket] = []
+        self._alarmed = False
+        self._wake = asyncio.Event()
+        self.write_seq = 0
+        self.last_error = ""
+
+    @property
+    def busy(self) -> bool:
+        """True while a request is not yet verified."""
+        return self._target is not None
+
+    @property
+    def alarmed(self) -> bool:
+        return self._alarmed
+
+    def request(self, target: RelayState) -> asyncio.Future[Outcome]:
+        """Drive the relay to ``target``; the future answers within ``alarm_after``."""
+        if self._target is not target:
+            self._resolve_all(Result.FAILED, f"superseded: {self._burner.id} now wants {target}")
+            self._target = target
+            self._alarmed = False
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        ticket = _Ticket(future, self._clock.monotonic())
+        ticket.alarm = asyncio.get_running_loop().call_later(
+            self._alarm_after, self._ticket_overdue, ticket
+        )
+        self._tickets.append(ticket)
+        self._wake.set()
+        return future
+
+    def stop(self) -> None:
+        self._resolve_all(Result.FAILED, "the daemon is stopping")
+        self._target = None
+
+    async def run(self) -> None:
+        attempts = 0
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            target = self._target
+            if target is None:
+                attempts = 0
+                continue
+            result = await self._attempt(target)
+            if self._target is not target:
+                attempts = 0
+                self._wake.set()
+                continue
+            if result is not None:
+                attempts = 0
+                self._settle(target, result)
+                continue
+            attempts += 1
+            delay = min(FIRST_RETRY_SECONDS * 2 ** min(attempts, 10), self._retry_max)
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.set()
+
+    async def _attempt(self, target: RelayState) -> Result | None:
+        """One write and read-back; the result if settled, None to retry."""
+        burner, relay = self._burner, self._relay
+        self.write_seq += 1
+        acknowledged = await self._call_write(target)
+        if not relay.capabilities.read_back:
+            return Result.UNVERIFIED if acknowledged else None
+        states = await self._call_read()
+        if states is None:
+            return None
+        seen = states.get(burner.channel)
+        if seen is None:
+            self.last_error = f"device {relay.id!r} reported no channel {burner.channel}"
+            return None
+        self._listener.relay_seen(burner, seen)
+        if seen is target:
+            return Result.VERIFIED
+        self.last_error = (
+            f"device {relay.id!r} channel {burner.channel} reads {seen} after being told {target}"
+        )
+        return None
+
+    async def _call_write(self, target: RelayState) -> bool:
+        try:
+            async with asyncio.timeout(CALL_GUARD_SECONDS):
+                await self._relay.write(self._burner.channel, target)
+        except (DeviceError, TimeoutError) as error:
+            self._failed_call(error)
+            return False
+        except Exception as error:
+            # An adapter let a foreign exception through: a bug, but the outcome is
+            # simply unknown, so read back and carry on.
+            log.exception("device %s: unexpected error on write", self._relay.id)
+            self._failed_call(error)
+            return False
+        self._listener.device_answered(self._relay.id, None)
+        return True
+
+    async def _call_read(self) -> dict[int, RelayState] | None:
+        try:
+            async with asyncio.timeout(CALL_GUARD_SECONDS):
+                states = await self._relay.read()
+        except (DeviceError, TimeoutError) as error:
+            self._failed_call(error)
+            return None
+        except Exception as error:
+            log.exception("device %s: unexpected error on read", self._relay.id)
+            self._failed_call(error)
+            return None
+        self._listener.device_answered(self._relay.id, None)
+        return states
+
+    def _failed_call(self, error: BaseException) -> None:
+        self.last_error = str(error) or type(error).__name__
+        if isinstance(error, TimeoutError):
+            self.last_error = f"device {self._relay.id!r}: no answer in {CALL_GUARD_SECONDS:g}s"
+        self._listener.device_answered(self._relay.id, error)
+
+    def _settle(self, target: RelayState, result: Result) -> None:
+        was_alarmed = self._alarmed
+        self._target = None
+        self._alarmed = False
+        self._resolve_all(result, "")
+        self._listener.settled(self._burner, target, result)
+        if was_alarmed:
+            self._listener.recovered(
+                self._burner, target, f"{self._burner.id}: relay now {target} ({result})"
+            )
+
+    def _ticket_overdue(self, ticket: _Ticket) -> None:
+        if ticket.future.done():
+            return
+        self._tickets.remove(ticket)
+        message = (
+            f"{self._burner.id}: {self._describe_target()} not verified after "
+            f"{format_duration(self._alarm_after)} on device {self._relay.id!r} channel "
+            f"{self._burner.channel} ({self.last_error or 'no answer yet'}); still retrying"
+        )
+        ticket.future.set_result(
+            Outcome(self._burner.id, Result.FAILED, message, None, self._relay.id)
+        )
+        if not self._alarmed:
+            self._alarmed = True
+            self._listener.alarm(self._burner, message)
+
+    def _describe_target(self) -> str:
+        return "cut" if self._target is self._burner.cut_relay else "re-arm"
+
+    def _resolve_all(self, result: Result, message: str) -> None:
+        now = self._clock.monotonic()
+        for ticket in self._tickets:
+            if ticket.alarm is not None:
+                ticket.alarm.cancel()
+            if not ticket.future.done():
+                latency = (now - ticket.started) * 1000 if result is not Result.FAILED else None
+                ticket.future.set_result(
+                    Outcome(self._burner.id, result, message, latency, self._relay.id)
+                )
+        self._tickets.clear()

@@ -1,0 +1,567 @@
+"""The one owner of burner state: commands in, relay requests and events out.
+
+Every change to a burner happens here, on the event loop. Commands arrive from
+the control socket (and later MQTT, sensors, schedules); each is checked by
+the policy, written durably to the store, and only then handed to the
+burner's actuator, whose read-back decides the answer. Relay observations from
+polling come back here too and are judged per DESIGN §2 rule 7.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from typing import Any
+
+from stovectl.core.actuator import Actuator
+from stovectl.core.burner import Burner, Mode, Seen
+from stovectl.core.deadlines import Clock, Deadlines, SystemClock
+from stovectl.core.events import Event, EventBus, Kind, Outcome, Result
+from stovectl.core.policy import Relaxing, RemotePolicy, check_relaxing
+from stovectl.core.store import Store, StoredCountdown, StoredIntent
+from stovectl.devices.base import Relay, RelayState
+from stovectl.durations import format_duration
+from stovectl.errors import CommandRefused, DeviceError, DeviceRefused
+from stovectl.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REARM = "rearm"
+COUNTDOWN = "countdown"
+
+
+class BurnerController:
+    """Burners, their intents, countdowns and relays, behind one set of commands."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        relays: Mapping[str, Relay],
+        store: Store,
+        clock: Clock | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        self.settings = settings
+        self.events = events or EventBus()
+        self._relays = relays
+        self._store = store
+        self._clock = clock or SystemClock()
+        self._deadlines = Deadlines(self._clock)
+        self._burners = {spec.id: Burner(spec) for spec in settings.burners}
+        self._actuators: dict[str, Actuator] = {}
+        self._countdown_sources: dict[str, str] = {}
+        self._device_online: dict[str, bool | None] = dict.fromkeys(relays)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._policy = RemotePolicy(
+            allow_relax=settings.remote.allow_relax,
+            pin=settings.remote.pin.get_secret_value() if settings.remote.pin else None,
+            relax_ttl_seconds=settings.remote.relax_ttl.total_seconds(),
+        )
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Reconcile stored intent with the relays (rule 6), then watch them.
+
+        Returns once every burner's relay was verified in its intended state or its
+        alarm went off, so new commands are accepted only after reconciliation.
+        """
+        safety = self.settings.safety
+        for burner in self._burners.values():
+            actuator = Actuator(
+                burner,
+                self._relays[burner.device],
+                self,
+                self._clock,
+                safety.alarm_after.total_seconds(),
+                safety.retry_max_interval.total_seconds(),
+            )
+            self._actuators[burner.id] = actuator
+            self._spawn(actuator.run(), f"actuator-{burner.id}")
+        waiters, overdue = self._restore()
+        self._emit(Kind.STARTUP, "startup", message=self._summary())
+        for relay in self._relays.values():
+            self._spawn(self._poll(relay), f"poll-{relay.id}")
+        await asyncio.gather(*waiters)
+        for burner_id in overdue:
+            self._countdown_fired(burner_id, "startup")
+
+    async def close(self) -> None:
+        self._deadlines.cancel_all()
+        for actuator in self._actuators.values():
+            actuator.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _restore(self) -> tuple[list[asyncio.Future[Outcome]], list[str]]:
+        intents = self._store.intents()
+        countdowns = self._store.countdowns()
+        now = self._clock.wall()
+        waiters: list[asyncio.Future[Outcome]] = []
+        overdue: list[str] = []
+        for burner in self._burners.values():
+            stored = intents.get(burner.id)
+            if stored is not None:
+                burner.mode = Mode(stored.mode)
+                burner.reason, burner.source, burner.since = (
+                    stored.reason, stored.source, stored.since,
+                )
+            if burner.mode is Mode.PULSE and stored and stored.rearm_at is not None:
+                if stored.rearm_at <= now:
+                    self._set_intent(burner, Mode.ARMED, "startup")
+                else:
+                    self._schedule_rearm(burner, stored.rearm_at - now)
+            waiters.append(self._actuators[burner.id].request(burner.wanted))
+            countdown = countdowns.get(burner.id)
+            if countdown is not None:
+                if countdown.due <= now:
+                    overdue.append(burner.id)
+                else:
+                    self._arm_countdown(burner.id, countdown.due - now, countdown.source)
+        return waiters, overdue
+
+    def _summary(self) -> str:
+        parts = []
+        for burner in self._burners.values():
+            text = f"{burner.id} {burner.mode}"
+            if burner.mode is Mode.LOCKED:
+                text += f" ({burner.reason})"
+            parts.append(text)
+        return "started: " + ", ".join(parts)
+
+    # -- commands ---------------------------------------------------------------------
+
+    def resolve(self, names: Iterable[str]) -> list[str]:
+        """Burner ids for names (``all`` is every burner); unknown names are refused."""
+        ids: list[str] = []
+        for name in names:
+            if name == "all":
+                ids.extend(b for b in self._burners if b not in ids)
+            elif name in self._burners:
+                if name not in ids:
+                    ids.append(name)
+            else:
+                raise CommandRefused(
+                    "unknown_burner",
+                    f"no burner named {name!r}; burners: {', '.join(self._burners)} (or all)",
+                )
+        if not ids:
+            raise CommandRefused("unknown_burner", "name a burner, or all")
+        return ids
+
+    @property
+    def burner_ids(self) -> list[str]:
+        return list(self._burners)
+
+    async def shutoff(
+        self, names: Sequence[str], source: str, actor: str | None = None
+    ) -> list[Outcome]:
+        """Cut now, hold for ``cut_hold``, then re-arm unless locked (rules 1, 4)."""
+        ids = self.resolve(names)
+        return list(await asyncio.gather(*(self._shutoff(i, source, actor) for i in ids)))
+
+    async def _shutoff(self, burner_id: str, source: str, actor: str | None) -> Outcome:
+        burner = self._burners[burner_id]
+        self._drop_countdown(burner, source, actor, "the burner was shut off")
+        if burner.mode is not Mode.LOCKED:
+            self._deadlines.cancel((burner.id, REARM))
+            self._set_intent(burner, Mode.PULSE, source)
+        outcome = await self._actuators[burner.id].request(burner.cut_relay)
+        self._emit(
+            Kind.SHUTOFF, source, burner, actor=actor, result=outcome.result,
+            latency_ms=outcome.latency_ms, message=outcome.message or self._cut_message(burner),
+        )
+        return outcome
+
+    async def lock(
+        self, names: Sequence[str], source: str, reason: str = "lock", actor: str | None = None
+    ) -> list[Outcome]:
+        """Cut and stay cut until unlocked; a hazard lock outranks any other reason."""
+        ids = self.resolve(names)
+        return list(await asyncio.gather(*(self._lock(i, source, reason, actor) for i in ids)))
+
+    async def _lock(self, burner_id: str, source: str, reason: str, actor: str | None) -> Outcome:
+        burner = self._burners[burner_id]
+        self._drop_countdown(burner, source, actor, "the burner was locked")
+        self._deadlines.cancel((burner.id, REARM))
+        if burner.mode is Mode.LOCKED and burner.reason == "hazard":
+            reason = "hazard"
+        self._set_intent(burner, Mode.LOCKED, source, reason)
+        outcome = await self._actuators[burner.id].request(burner.cut_relay)
+        self._emit(
+            Kind.LOCK, source, burner, actor=actor, reason=reason, result=outcome.result,
+            latency_ms=outcome.latency_ms, message=outcome.message or f"{burner.id} locked",
+        )
+        return outcome
+
+    async def unlock(
+        self,
+        names: Sequence[str],
+        source: str,
+        actor: str | None = None,
+        *,
+        pin: str | None = None,
+        issued_at: float | None = None,
+    ) -> list[Outcome]:
+        """Re-arm locked burners; relaxing, so remote sources obey rule 5."""
+        ids = self.resolve(names)
+        for burner_id in ids:
+            burner = self._burners[burner_id]
+            self._check(Relaxing.UNLOCK, source, actor, burner, pin=pin, issued_at=issued_at)
+        return list(await asyncio.gather(*(self._unlock(i, source, actor) for i in ids)))
+
+    async def _unlock(self, burner_id: str, source: str, actor: str | None) -> Outcome:
+        burner = self._burners[burner_id]
+        if burner.mode is not Mode.LOCKED:
+            return Outcome(burner.id, Result.DONE, f"{burner.id} was not locked")
+        reason = burner.reason
+        self._set_intent(burner, Mode.ARMED, source)
+        outcome = await self._actuators[burner.id].request(burner.armed_relay)
+        self._emit(
+            Kind.UNLOCK, source, burner, actor=actor, reason=reason, result=outcome.result,
+            latency_ms=outcome.latency_ms, message=outcome.message or f"{burner.id} unlocked",
+        )
+        return outcome
+
+    def set_countdown(
+        self,
+        names: Sequence[str],
+        seconds: float,
+        source: str,
+        actor: str | None = None,
+        *,
+        extend: bool = False,
+        issued_at: float | None = None,
+    ) -> list[Outcome]:
+        """Start or shorten countdowns; with ``extend``, add time (relaxing, rule 5)."""
+        ids = self.resolve(names)
+        return [
+            self._set_countdown(self._burners[i], seconds, source, actor, extend, issued_at)
+            for i in ids
+        ]
+
+    def _set_countdown(
+        self,
+        burner: Burner,
+        seconds: float,
+        source: str,
+        actor: str | None,
+        extend: bool,
+        issued_at: float | None,
+    ) -> Outcome:
+        if seconds <= 0:
+            raise CommandRefused("bad_duration", "a countdown must be longer than zero")
+        current = self._deadlines.get((burner.id, COUNTDOWN))
+        if extend:
+            self._check(Relaxing.EXTEND, source, actor, burner, issued_at=issued_at)
+            if current is not None:
+                seconds += current.remaining(self._clock)
+        elif current is not None and seconds > current.remaining(self._clock):
+            self._refuse(
+                source, actor, burner,
+                CommandRefused(
+                    "would_extend",
+                    f"{burner.id} already shuts off in "
+                    f"{format_duration(round(current.remaining(self._clock)))}; a later "
+                    "deadline extends it (use --extend, or cancel first)",
+                ),
+            )
+        self._arm_countdown(burner.id, seconds, source)
+        self._store.save_countdown(
+            StoredCountdown(burner.id, self._clock.wall() + seconds, source, self._clock.wall())
+        )
+        message = f"{burner.id} shuts off in {format_duration(round(seconds, 1))}"
+        self._emit(Kind.COUNTDOWN_SET, source, burner, actor=actor, result=Result.DONE,
+                   message=message)
+        return Outcome(burner.id, Result.DONE, message)
+
+    def cancel_countdown(
+        self,
+        names: Sequence[str],
+        source: str,
+        actor: str | None = None,
+        *,
+        issued_at: float | None = None,
+    ) -> list[Outcome]:
+        """Cancel countdowns; relaxing, so remote sources obey rule 5."""
+        burners = [self._burners[i] for i in self.resolve(names)]
+        for burner in burners:
+            self._check(Relaxing.CANCEL, source, actor, burner, issued_at=issued_at)
+        outcomes = []
+        for burner in burners:
+            if self._drop_countdown(burner, source, actor, "cancelled"):
+                outcomes.append(Outcome(burner.id, Result.DONE, f"{burner.id} countdown cancelled"))
+            else:
+                outcomes.append(Outcome(burner.id, Result.DONE, f"{burner.id} had no countdown"))
+        return outcomes
+
+    def _check(
+        self,
+        action: Relaxing,
+        source: str,
+        actor: str | None,
+        burner: Burner,
+        *,
+        pin: str | None = None,
+        issued_at: float | None = None,
+    ) -> None:
+        try:
+            check_relaxing(
+                action, source, self._policy, pin=pin, issued_at=issued_at,
+                now=self._clock.wall(), lock_reason=burner.reason,
+            )
+        except CommandRefused as refusal:
+            self._refuse(source, actor, burner, refusal)
+
+    def _refuse(
+        self, source: str, actor: str | None, burner: Burner, refusal: CommandRefused
+    ) -> None:
+        self._emit(Kind.REFUSED, source, burner, actor=actor, reason=refusal.code,
+                   result=Result.REFUSED, message=str(refusal))
+        raise refusal
+
+    # -- countdowns and re-arms -------------------------------------------------------
+
+    def _arm_countdown(self, burner_id: str, seconds: float, source: str) -> None:
+        self._countdown_sources[burner_id] = source
+        self._deadlines.set(
+            (burner_id, COUNTDOWN), seconds, lambda: self._countdown_fired(burner_id, "timer")
+        )
+
+    def _drop_countdown(
+        self, burner: Burner, source: str, actor: str | None, why: str
+    ) -> bool:
+        if not self._deadlines.cancel((burner.id, COUNTDOWN)):
+            return False
+        self._store.delete_countdown(burner.id)
+        self._emit(Kind.COUNTDOWN_CANCEL, source, burner, actor=actor, result=Result.DONE,
+                   message=f"{burner.id} countdown ended: {why}")
+        return True
+
+    def _countdown_fired(self, burner_id: str, source: str) -> None:
+        burner = self._burners[burner_id]
+        self._deadlines.cancel((burner_id, COUNTDOWN))
+        self._store.delete_countdown(burner_id)
+        self._emit(Kind.COUNTDOWN_FIRE, source, burner, result=Result.DONE,
+                   message=f"{burner_id} countdown reached zero")
+        self._spawn(self._shutoff(burner_id, source, None), f"countdown-{burner_id}")
+
+    def _schedule_rearm(self, burner: Burner, seconds: float) -> None:
+        deadline = self._deadlines.set((burner.id, REARM), seconds, lambda: self._rearm(burner))
+        burner.rearm_at = deadline.wall_due
+        self._save_intent(burner)
+
+    def _rearm(self, burner: Burner) -> None:
+        if burner.mode is not Mode.PULSE:
+            return
+        self._set_intent(burner, Mode.ARMED, burner.source)
+        future = self._actuators[burner.id].request(burner.armed_relay)
+
+        def done(future: asyncio.Future[Outcome]) -> None:
+            outcome = future.result()
+            if outcome.result is Result.FAILED and "superseded" in outcome.message:
+                return
+            self._emit(Kind.REARM, burner.source, burner, result=outcome.result,
+                       latency_ms=outcome.latency_ms,
+                       message=outcome.message or f"{burner.id} re-armed: it can be lit again")
+
+        future.add_done_callback(done)
+
+    # -- intent -----------------------------------------------------------------------
+
+    def _set_intent(
+        self, burner: Burner, mode: Mode, source: str, reason: str | None = None
+    ) -> None:
+        burner.mode, burner.reason, burner.source = mode, reason, source
+        burner.since = self._clock.wall()
+        burner.rearm_at = None
+        self._save_intent(burner)
+
+    def _save_intent(self, burner: Burner) -> None:
+        # Written before any reply, with synchronous=FULL: rule 6.
+        self._store.save_intent(
+            StoredIntent(burner.id, burner.mode.value, burner.reason, burner.source,
+                         burner.since, burner.rearm_at)
+        )
+
+    # -- what the actuators and pollers report -----------------------------------------
+
+    def device_answered(self, device: str, error: BaseException | None) -> None:
+        # A refusal is an answer: the device is there, it just said no.
+        online = error is None or isinstance(error, DeviceRefused)
+        if self._device_online.get(device) is online:
+            return
+        was = self._device_online.get(device)
+        self._device_online[device] = online
+        for burner in self._burners.values():
+            if burner.device == device:
+                burner.device_online = online
+        if online:
+            if was is False:
+                log.info("device %s is back online", device)
+                self._emit(Kind.DEVICE_ONLINE, "device", device=device,
+                           message=f"device {device!r} answers again")
+        else:
+            log.warning("device %s is offline: %s", device, error)
+            self._emit(Kind.DEVICE_OFFLINE, "device", device=device,
+                       message=f"device {device!r} does not answer: {error}")
+
+    def relay_seen(self, burner: Burner, state: RelayState) -> None:
+        burner.seen = state
+
+    def settled(self, burner: Burner, state: RelayState, result: Result) -> None:
+        if burner.mode is Mode.PULSE and state is burner.cut_relay:
+            if self._deadlines.get((burner.id, REARM)) is None:
+                self._schedule_rearm(burner, burner.settings.cut_hold.total_seconds())
+
+    def alarm(self, burner: Burner, message: str) -> None:
+        log.error("ALARM %s", message)
+        self._emit(Kind.ALARM, "controller", burner, result=Result.FAILED, message=message)
+
+    def recovered(self, burner: Burner, state: RelayState, message: str) -> None:
+        log.warning("recovered: %s", message)
+        self._emit(Kind.RECOVERED, "controller", burner, result=Result.VERIFIED, message=message)
+
+    async def _poll(self, relay: Relay) -> None:
+        """Watch a device's relays for changes made behind our back (rule 7)."""
+        burners = [b for b in self._burners.values() if b.device == relay.id]
+        interval = relay.poll_interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            before = {b.id: self._actuators[b.id].write_seq for b in burners}
+            if all(self._actuators[b.id].busy for b in burners):
+                continue  # the actuators are reading this device already
+            try:
+                states = await relay.read()
+            except DeviceError as error:
+                self.device_answered(relay.id, error)
+                continue
+            except Exception as error:
+                log.exception("device %s: unexpected error while polling", relay.id)
+                self.device_answered(relay.id, error)
+                continue
+            self.device_answered(relay.id, None)
+            for burner in burners:
+                actuator = self._actuators[burner.id]
+                state = states.get(burner.channel)
+                if state is None or actuator.busy or actuator.write_seq != before[burner.id]:
+                    continue
+                self.observe(burner.id, state)
+
+    def observe(self, burner_id: str, state: RelayState) -> None:
+        """Judge a relay state seen unprompted (rule 7)."""
+        burner = self._burners[burner_id]
+        burner.seen = state
+        seen = burner.classify(state)
+        if seen is Seen.AS_EXPECTED:
+            return
+        if seen is Seen.EXTERNAL_CUT:
+            self._external_cut(burner)
+            return
+        actuator = self._actuators[burner.id]
+        if seen is Seen.TAMPER:
+            message = (f"{burner.id} is locked ({burner.reason}) but its relay was switched "
+                       "back on by someone else; cutting it again")
+            log.error("ALARM %s", message)
+            self._emit(Kind.TAMPER, "external", burner, reason=burner.reason,
+                       result=Result.FAILED, message=message)
+        else:
+            self._emit(Kind.TAMPER, "external", burner, result=Result.DONE,
+                       message=f"{burner.id} was re-armed by someone else during its hold; "
+                       "cutting it again")
+        actuator.request(burner.cut_relay)
+
+    def _external_cut(self, burner: Burner) -> None:
+        self._drop_countdown(burner, "external", None, "the relay was cut by someone else")
+        self._set_intent(burner, Mode.PULSE, "external")
+        self._emit(Kind.SHUTOFF, "external", burner, result=Result.VERIFIED,
+                   message=f"{burner.id} was cut by someone else (app, scene, voice or button)")
+        self._schedule_rearm(burner, burner.settings.cut_hold.total_seconds())
+
+    # -- views ------------------------------------------------------------------------
+
+    def status(self) -> list[dict[str, Any]]:
+        rows = []
+        for burner in self._burners.values():
+            actuator = self._actuators.get(burner.id)
+            countdown = self._deadlines.get((burner.id, COUNTDOWN))
+            rearm = self._deadlines.get((burner.id, REARM))
+            rows.append({
+                "id": burner.id,
+                "name": burner.settings.name,
+                "device": burner.device,
+                "channel": burner.channel,
+                "mode": burner.mode.value,
+                "lock_reason": burner.reason if burner.mode is Mode.LOCKED else None,
+                "since": burner.since,
+                "source": burner.source,
+                "relay": _relay_word(burner.is_cut(burner.seen)),
+                "relay_state": burner.seen.value if burner.seen else None,
+                "pending": bool(actuator and actuator.busy),
+                "alarm": bool(actuator and actuator.alarmed),
+                "last_error": actuator.last_error if actuator and actuator.busy else None,
+                "device_online": self._device_online.get(burner.device),
+                "countdown": None if countdown is None else {
+                    "due": countdown.wall_due,
+                    "remaining": countdown.remaining(self._clock),
+                    "source": self._countdown_sources.get(burner.id),
+                },
+                "rearm_in": None if rearm is None else rearm.remaining(self._clock),
+            })
+        return rows
+
+    def history(
+        self, since: float | None = None, burner: str | None = None, limit: int = 200
+    ) -> list[Event]:
+        if burner is not None:
+            burner = self.resolve([burner])[0]
+        return self._store.history(since=since, burner=burner, limit=limit)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _cut_message(self, burner: Burner) -> str:
+        if burner.mode is Mode.LOCKED:
+            return f"{burner.id} cut (locked: {burner.reason})"
+        return (f"{burner.id} cut; re-arms in "
+                f"{format_duration(burner.settings.cut_hold)}")
+
+    def _emit(
+        self,
+        kind: Kind,
+        source: str,
+        burner: Burner | None = None,
+        *,
+        device: str | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+        result: Result | None = None,
+        latency_ms: float | None = None,
+        message: str = "",
+    ) -> None:
+        event = Event(
+            kind=kind, source=source, time=self._clock.wall(),
+            burner=burner.id if burner else None,
+            device=device or (burner.device if burner else None),
+            actor=actor, reason=reason, result=result, latency_ms=latency_ms, message=message,
+        )
+        self._store.record(event)
+        self.events.emit(event)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self._tasks.add(task)
+
+        def finished(task: asyncio.Task[Any]) -> None:
+            self._tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("task %s failed", name, exc_info=task.exception())
+
+        task.add_done_callback(finished)
+
+
+def _relay_word(is_cut: bool | None) -> str:
+    if is_cut is None:
+        return "unknown"
+    return "cut" if is_cut else "armed"

@@ -1,0 +1,147 @@
+"""Durable intent and history in SQLite (DESIGN §2 rule 6).
+
+Locks, countdown deadlines and pending re-arms are committed with
+``synchronous=FULL`` before a command is acknowledged, so a crash or a power
+cut right after the reply loses nothing. The history keeps every event for the
+operator (``stovectl history``). Calls are synchronous and short; they run on
+the event loop on purpose, so an acknowledgement can never overtake its write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stovectl.core.events import Event, Kind, Result
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS intents (
+    burner TEXT PRIMARY KEY,
+    mode TEXT NOT NULL,
+    reason TEXT,
+    source TEXT NOT NULL,
+    since REAL NOT NULL,
+    rearm_at REAL
+);
+CREATE TABLE IF NOT EXISTS countdowns (
+    burner TEXT PRIMARY KEY,
+    due REAL NOT NULL,
+    source TEXT NOT NULL,
+    started REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    burner TEXT,
+    device TEXT,
+    actor TEXT,
+    reason TEXT,
+    result TEXT,
+    latency_ms REAL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_time ON history (time);
+"""
+
+
+@dataclass(frozen=True)
+class StoredIntent:
+    burner: str
+    mode: str
+    reason: str | None
+    source: str
+    since: float
+    rearm_at: float | None
+
+
+@dataclass(frozen=True)
+class StoredCountdown:
+    burner: str
+    due: float
+    source: str
+    started: float
+
+
+class Store:
+    """The daemon's SQLite database; one connection, used from the event loop only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(SCHEMA)
+        self._db = db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the store is not open")
+        return self._db
+
+    def save_intent(self, intent: StoredIntent) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?, ?, ?)",
+            (intent.burner, intent.mode, intent.reason, intent.source, intent.since,
+             intent.rearm_at),
+        )
+
+    def intents(self) -> dict[str, StoredIntent]:
+        rows = self.db.execute("SELECT * FROM intents").fetchall()
+        return {row[0]: StoredIntent(*row) for row in rows}
+
+    def save_countdown(self, countdown: StoredCountdown) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO countdowns VALUES (?, ?, ?, ?)",
+            (countdown.burner, countdown.due, countdown.source, countdown.started),
+        )
+
+    def delete_countdown(self, burner: str) -> None:
+        self.db.execute("DELETE FROM countdowns WHERE burner = ?", (burner,))
+
+    def countdowns(self) -> dict[str, StoredCountdown]:
+        rows = self.db.execute("SELECT * FROM countdowns").fetchall()
+        return {row[0]: StoredCountdown(*row) for row in rows}
+
+    def record(self, event: Event) -> None:
+        self.db.execute(
+            "INSERT INTO history (time, kind, source, burner, device, actor, reason, result,"
+            " latency_ms, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event.time, event.kind.value, event.source, event.burner, event.device,
+             event.actor, event.reason, event.result.value if event.result else None,
+             event.latency_ms, event.message),
+        )
+
+    def history(
+        self, since: float | None = None, burner: str | None = None, limit: int = 200
+    ) -> list[Event]:
+        query = "SELECT time, kind, source, burner, device, actor, reason, result, latency_ms,"
+        query += " message FROM history WHERE time >= ?"
+        params: list[Any] = [since or 0.0]
+        if burner is not None:
+            query += " AND burner = ?"
+            params.append(burner)
+        query += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        rows = self.db.execute(query, params).fetchall()
+        return [
+            Event(
+                time=row[0], kind=Kind(row[1]), source=row[2], burner=row[3], device=row[4],
+                actor=row[5], reason=row[6], result=Result(row[7]) if row[7] else None,
+                latency_ms=row[8], message=row[9],
+            )
+            for row in reversed(rows)
+        ]

@@ -1,0 +1,99 @@
+"""The one place that builds stovectl's object graph, starts it and stops it.
+
+Start order: store, relays, controller (reconciles intent with the relays),
+then the control socket — so no command is accepted before reconciliation
+(DESIGN §2 rule 6). Stop order is the reverse. SIGTERM and SIGINT stop it
+cleanly; every burner stays in its intended state, and pending re-arms and
+countdowns are already on disk for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from stovectl.control.server import ControlServer
+from stovectl.core.controller import BurnerController
+from stovectl.core.events import Event, Kind, Result
+from stovectl.core.store import Store
+from stovectl.devices.base import Relay
+from stovectl.settings import DeviceSettings, Settings, SimulatedDeviceSettings
+from stovectl.sim.world import SimulatedWorld
+
+log = logging.getLogger("stovectl")
+
+DATABASE_NAME = "stovectl.db"
+
+
+def _simulated(device: DeviceSettings, world: SimulatedWorld) -> Relay:
+    assert isinstance(device, SimulatedDeviceSettings)
+    return world.devices[device.id]
+
+
+RELAY_FACTORIES: Mapping[str, Callable[[DeviceSettings, SimulatedWorld], Relay]] = {
+    "simulated": _simulated,
+}
+
+
+def log_event(event: Event) -> None:
+    """Log each event once, for the operator reading journald."""
+    if event.kind in (Kind.ALARM, Kind.DEVICE_OFFLINE, Kind.RECOVERED, Kind.DEVICE_ONLINE):
+        return  # logged where they are detected, with their context
+    level = logging.INFO
+    if event.result is Result.FAILED or event.kind is Kind.TAMPER:
+        level = logging.ERROR
+    elif event.result is Result.REFUSED:
+        level = logging.WARNING
+    who = f" by {event.actor}" if event.actor else ""
+    log.log(level, "%s [%s%s] %s", event.kind, event.source, who, event.message)
+
+
+class Daemon:
+    """stovectl's running parts, wired together."""
+
+    def __init__(self, settings: Settings, socket_path: Path, state_dir: Path) -> None:
+        self.settings = settings
+        self.socket_path = socket_path
+        self.store = Store(state_dir / DATABASE_NAME)
+        self.world = SimulatedWorld(settings)
+        self.relays: dict[str, Relay] = {
+            device.id: RELAY_FACTORIES[device.kind](device, self.world)
+            for device in settings.devices
+        }
+        self.controller = BurnerController(settings, self.relays, self.store)
+        self.controller.events.subscribe(log_event)
+        self.server = ControlServer(self.controller, socket_path)
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        self.store.open()
+        for relay in self.relays.values():
+            await relay.start()
+        await self.controller.start()
+        await self.server.start()
+        log.info("listening on %s", self.socket_path)
+
+    async def stop(self) -> None:
+        """Stop in the reverse order of start; safe after a start that failed half-way."""
+        await self.server.close()
+        await self.controller.close()
+        for relay in self.relays.values():
+            await relay.close()
+        self.store.close()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        try:
+            await self.start()
+            await self._stopping.wait()
+            log.info("stopping")
+        finally:
+            await self.stop()

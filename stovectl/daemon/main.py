@@ -1,0 +1,59 @@
+"""``stovectl run``: load the config, set up logging, run the daemon until stopped.
+
+Returns the process exit code: 78 for a bad configuration (before anything
+starts, so systemd's RestartPreventExitStatus=78 stops a restart loop), 1 for
+a failure to start, 0 for a clean stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from stovectl.control.paths import socket_path, state_dir
+from stovectl.errors import ConfigError
+from stovectl.settings import load_settings
+
+log = logging.getLogger("stovectl")
+
+EXIT_CONFIG = 78
+
+
+def setup_logging(level: str) -> None:
+    """One line per record, no timestamps: journald adds them."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def run_daemon(
+    config_path: Path | None, socket: str | None, state: Path | None, verbose: bool
+) -> int:
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as error:
+        print(f"stovectl: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging("debug" if verbose else settings.daemon.log_level)
+    from stovectl.daemon.app import Daemon  # noqa: PLC0415  # after logging is set up
+
+    daemon = Daemon(
+        settings,
+        socket_path(socket or settings.daemon.socket, for_daemon=True),
+        state_dir(state or settings.daemon.state_dir),
+    )
+    log.info("stovectl starting: stove %r, %d burner(s), state in %s",
+             settings.stove.id, len(settings.burners), daemon.store.path)
+    try:
+        asyncio.run(daemon.run())
+    except RuntimeError as error:
+        log.error("cannot start: %s", error)  # noqa: TRY400  # a known condition, not a bug
+        return 1
+    except OSError as error:
+        log.error("cannot start: %s", error)  # noqa: TRY400  # as above
+        return 1
+    return 0

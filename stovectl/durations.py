@@ -1,0 +1,71 @@
+"""Durations as people write them in config files and on the command line.
+
+``90s``, ``15m``, ``1h30m``, ``2.5s``, ``500ms``; a bare number means seconds.
+Kept free of pydantic and click so the CLI client can import it cheaply.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_MAX = timedelta(days=7)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Read a duration like ``1h30m``; raise ValueError saying what is wrong."""
+    cleaned = text.strip().lower().replace(" ", "")
+    if not cleaned:
+        raise ValueError("empty duration; write it like 90s, 15m or 1h30m")
+    if cleaned.startswith("-"):
+        raise ValueError(f"{text!r} is negative; a duration must be positive")
+    try:
+        seconds = float(cleaned)
+    except ValueError:
+        seconds = _parse_parts(text, cleaned)
+    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
+        raise ValueError(f"{text!r} is not a duration; write it like 90s, 15m or 1h30m")
+    duration = timedelta(seconds=seconds)
+    if duration > _MAX:
+        raise ValueError(f"{text!r} is longer than {format_duration(_MAX)}")
+    return duration
+
+
+def _parse_parts(text: str, cleaned: str) -> float:
+    position = 0
+    seconds = 0.0
+    for match in _PART.finditer(cleaned):
+        if match.start() != position:
+            break
+        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if position != len(cleaned) or position == 0:
+        raise ValueError(
+            f"{text!r} is not a duration; write it like 90s, 15m or 1h30m "
+            "(units: ms, s, m, h, d)"
+        )
+    return seconds
+
+
+def format_duration(duration: timedelta | float) -> str:
+    """Write a duration the way ``parse_duration`` reads it, e.g. ``1h30m``."""
+    total = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+    if total < 0:
+        return "-" + format_duration(-total)
+    if total < 1 and total != 0:
+        return f"{round(total * 1000)}ms"
+    whole = int(total)
+    fraction = total - whole
+    hours, rest = divmod(whole, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = []
+    if hours:
+        parts.append(f"{hours}h")
+    if minutes:
+        parts.append(f"{minutes}m")
+    if seconds or fraction or not parts:
+        parts.append(f"{seconds + fraction:g}s" if fraction else f"{seconds}s")
+    return "".join(parts)

@@ -1,0 +1,67 @@
+"""The project's exception tree, so callers can act on kinds of failure.
+
+Foreign exceptions (python-miio's, paho's, OSError from sockets) are translated
+at the adapter that meets them; nothing above an adapter names a library's
+exception. A class exists only where some caller acts differently on it::
+
+    StovectlError
+    ├── ConfigError            bad configuration: exit 78, file/field/problem
+    ├── DeviceError            a relay did not do what was asked
+    │   ├── DeviceUnavailable  no answer (offline, timeout, no route): outcome unknown
+    │   └── DeviceRefused      the device answered and refused the request
+    ├── ControlError           the control socket conversation failed
+    │   ├── DaemonUnreachable  no daemon listens (exit 69)
+    │   ├── PermissionDenied   the socket exists but this user may not use it
+    │   └── ProtocolError      a frame that is not valid JSON-lines protocol
+    └── CommandRefused         a rule (DESIGN §2 rule 5, unknown burner, ...) refused it
+"""
+
+from __future__ import annotations
+
+
+class StovectlError(Exception):
+    """The root of every error stovectl raises on purpose."""
+
+
+class ConfigError(StovectlError):
+    """The configuration cannot be used; the message names file, field and problem."""
+
+
+class DeviceError(StovectlError):
+    """A relay did not do what was asked."""
+
+    def __init__(self, device: str, message: str) -> None:
+        super().__init__(f"device {device!r}: {message}")
+        self.device = device
+
+
+class DeviceUnavailable(DeviceError):
+    """The device did not answer; whether it acted is unknown, so read it back."""
+
+
+class DeviceRefused(DeviceError):
+    """The device answered and refused the request."""
+
+
+class ControlError(StovectlError):
+    """The control socket conversation failed."""
+
+
+class DaemonUnreachable(ControlError):
+    """No daemon listens on the control socket."""
+
+
+class PermissionDenied(ControlError):
+    """The control socket exists, but this user may not connect to it."""
+
+
+class ProtocolError(ControlError):
+    """A frame on the control socket is not valid protocol."""
+
+
+class CommandRefused(StovectlError):
+    """A rule refused the command; ``code`` says which, for replies and exit codes."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
