@@ -199,13 +199,21 @@ def history(
 @CONFIG_OPTION
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the SQLite state lives [default: see README].")
+@click.option("--socket", "run_socket",
+              help="Control socket path (the same as `stovectl --socket`, given after `run`).")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 @click.pass_obj
-def run(obj: _Context, config_path: Path | None, state_dir: Path | None, verbose: bool) -> None:
+def run(
+    obj: _Context,
+    config_path: Path | None,
+    state_dir: Path | None,
+    run_socket: str | None,
+    verbose: bool,
+) -> None:
     """Run the daemon in the foreground (as systemd does)."""
     from stovectl.daemon.main import run_daemon  # noqa: PLC0415  # the client path stays light
 
-    sys.exit(run_daemon(config_path, obj.socket, state_dir, verbose))
+    sys.exit(run_daemon(config_path, run_socket or obj.socket, state_dir, verbose))
 
 
 @main.group()

@@ -9,6 +9,7 @@ shared by the server and the (stdlib-only) client.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,13 @@ def decode_request(line: bytes) -> Request:
         raise RequestError("bad_json", "the line is not UTF-8") from None
     except json.JSONDecodeError as error:
         raise RequestError("bad_json", f"the line is not JSON: {error.msg}") from None
+    except (ValueError, RecursionError):
+        # Valid JSON that Python will not build: an integer past the digit limit, or
+        # nesting deeper than the parser may recurse. A client's mistake, not the daemon's.
+        raise RequestError(
+            "bad_json", "the line is JSON that cannot be read (a number too long, or nested "
+            "too deeply)"
+        ) from None
     if not isinstance(message, dict):
         raise RequestError("bad_request", "a request must be a JSON object")
     request_id = message.get("id")
@@ -99,6 +107,19 @@ def number_argument(request: Request, name: str, *, required: bool = True) -> fl
     value = request.args.get(name)
     if value is None and not required:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+    number = _finite(value)
+    if number is None:
         raise RequestError("bad_request", f"{name!r} must be a number", request.id)
-    return float(value)
+    return number
+
+
+def _finite(value: object) -> float | None:
+    # Python's parser reads NaN, Infinity and 1e999 (as inf); none is a usable amount
+    # of time, and an infinite countdown cannot even be sent back as standard JSON.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return number if math.isfinite(number) else None

@@ -68,9 +68,12 @@ class ControlServer:
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        if self.path.is_socket() or self.path.exists():
+        if self.path.is_socket():
             await self._refuse_if_live()
             self.path.unlink()
+        elif self.path.exists():
+            # A mistyped --socket naming a real file must not cost the user that file.
+            raise RuntimeError(f"{self.path} exists and is not a socket; not replacing it")
         old_umask = os.umask(0o117)
         try:
             self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
@@ -94,8 +97,10 @@ class ControlServer:
             await asyncio.gather(*self._connections, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+            # Only a server that listened removes the socket: after a refused start the
+            # path belongs to the daemon that is still running there.
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -126,18 +131,24 @@ class ControlServer:
                 if discarding:
                     discarding = False  # the end of an oversized line
                     continue
-                if line.strip():
+                if len(line) > protocol.MAX_LINE_BYTES:
+                    # Its newline came in the same read that took it past the limit.
+                    await self._refuse_long_line(writer)
+                elif line.strip():
                     writer.write(protocol.encode(await self._answer(line, actor)))
                     await writer.drain()
             if len(buffer) > protocol.MAX_LINE_BYTES:
                 buffer.clear()
                 if not discarding:
                     discarding = True
-                    writer.write(protocol.encode(protocol.error(
-                        None, "line_too_long",
-                        f"a request line may be at most {protocol.MAX_LINE_BYTES} bytes",
-                    )))
-                    await writer.drain()
+                    await self._refuse_long_line(writer)
+
+    async def _refuse_long_line(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(protocol.encode(protocol.error(
+            None, "line_too_long",
+            f"a request line may be at most {protocol.MAX_LINE_BYTES} bytes",
+        )))
+        await writer.drain()
 
     async def _answer(self, line: bytes, actor: str) -> dict[str, Any]:
         request_id = None

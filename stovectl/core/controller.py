@@ -258,7 +258,7 @@ class BurnerController:
             self._check(Relaxing.EXTEND, source, actor, burner, issued_at=issued_at)
             if current is not None:
                 seconds += current.remaining(self._clock)
-        elif current is not None and seconds > current.remaining(self._clock):
+        elif current is not None and seconds > current.remaining(self._clock) + 0.001:
             self._refuse(
                 source, actor, burner,
                 CommandRefused(
@@ -515,7 +515,9 @@ class BurnerController:
     def history(
         self, since: float | None = None, burner: str | None = None, limit: int = 200
     ) -> list[Event]:
-        if burner is not None:
+        if burner == "all":
+            burner = None  # every burner's history, not the first burner's
+        elif burner is not None:
             burner = self.resolve([burner])[0]
         return self._store.history(since=since, burner=burner, limit=limit)
 

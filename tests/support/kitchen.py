@@ -56,6 +56,8 @@ class Kitchen:
         self.world = SimulatedWorld(settings, clock=loop.time)
         self.db_path = state_dir / "stovectl.db"
         self.events: list[Event] = []
+        self.listeners: list[Callable[[Event], None]] = []
+        """Called with every event, across restarts."""
         self._event_arrived = asyncio.Event()
         self.controller = self._new_controller()
 
@@ -69,6 +71,8 @@ class Kitchen:
     def _record(self, event: Event) -> None:
         self.events.append(event)
         self._event_arrived.set()
+        for listener in self.listeners:
+            listener(event)
 
     async def start(self) -> None:
         await self.controller.start()

@@ -1,0 +1,199 @@
+"""Specification of how the CLI shows replies to people (stovectl.control.render)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from stovectl.control.render import burner_state, format_history, format_outcome, format_status
+
+# 2024-03-01 12:00:00 UTC
+NOON = 1_709_294_400.0
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time is UTC, so printed times do not depend on the machine's zone."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def row(**fields: Any) -> dict[str, Any]:
+    """A status row as the daemon sends it: an armed, verified burner unless told otherwise."""
+    base: dict[str, Any] = {
+        "id": "left", "name": "left", "device": "sim", "channel": 1, "mode": "armed",
+        "lock_reason": None, "since": NOON, "source": "startup", "relay": "armed",
+        "relay_state": "off", "pending": False, "alarm": False, "last_error": None,
+        "device_online": True, "countdown": None, "rearm_in": None,
+    }
+    base.update(fields)
+    return base
+
+
+# -- one burner's phrase -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "phrase"),
+    [
+        ({}, "armed"),
+        ({"pending": True}, "re-arming"),
+        ({"mode": "pulse", "rearm_in": 3.2}, "cut, re-arms in 3s"),
+        ({"mode": "pulse", "rearm_in": 90.0}, "cut, re-arms in 1m30s"),
+        ({"mode": "pulse", "rearm_in": -0.4}, "cut, re-arms in 0s"),
+        ({"mode": "pulse", "pending": True}, "cutting"),
+        ({"mode": "pulse"}, "cut"),
+        ({"mode": "locked", "lock_reason": "child"}, "locked (child)"),
+        ({"mode": "locked", "lock_reason": None}, "locked (lock)"),
+        ({"mode": "pulse", "alarm": True, "pending": True}, "ALARM: cut not verified"),
+        ({"mode": "locked", "alarm": True}, "ALARM: cut not verified"),
+        ({"mode": "armed", "alarm": True}, "ALARM: re-arm not verified"),
+    ],
+    ids=[
+        "armed", "re-arming", "re-arm-countdown", "re-arm-minutes", "re-arm-overdue", "cutting",
+        "cut", "locked-reason", "locked-default", "alarm-pulse", "alarm-locked", "alarm-rearm",
+    ],
+)
+def test_burner_state_names_the_situation(fields: dict[str, Any], phrase: str) -> None:
+    """Each mode, pending write, alarm and re-arm countdown reads as one short phrase."""
+    assert burner_state(row(**fields)) == phrase
+
+
+# -- the status table ----------------------------------------------------------------------
+
+
+def test_status_shows_a_header_a_row_per_burner_and_aligned_columns() -> None:
+    """The status names the stove, then one aligned row per burner: state, relay, device, timer."""
+    reply = {
+        "stove": {"id": "kitchen", "name": "Kitchen hob"},
+        "burners": [
+            row(id="left", mode="pulse", relay="cut", rearm_in=4.0),
+            row(id="right", channel=2, mode="locked", lock_reason="child", relay="cut"),
+            row(id="back", channel=3, countdown={"due": NOON, "remaining": 899.6,
+                                                 "source": "cli"}),
+        ],
+    }
+    assert format_status(reply) == "\n".join([
+        "Kitchen hob (kitchen)",
+        "BURNER  STATE               RELAY  DEVICE        COUNTDOWN",
+        "left    cut, re-arms in 4s  cut    sim/1 online  -",
+        "right   locked (child)      cut    sim/2 online  -",
+        "back    armed               armed  sim/3 online  off in 15m",
+    ])
+
+
+def test_status_shows_an_alarm_with_its_last_error() -> None:
+    """A burner in alarm reads ALARM and its last error is printed under the table."""
+    reply = {
+        "stove": {"id": "kitchen", "name": "Kitchen hob"},
+        "burners": [
+            row(mode="pulse", alarm=True, pending=True, relay="armed",
+                last_error="device 'sim' channel 1 reads off after being told on"),
+        ],
+    }
+    lines = format_status(reply).splitlines()
+    assert "ALARM: cut not verified" in lines[2]
+    assert lines[-1] == "! left: device 'sim' channel 1 reads off after being told on"
+
+
+def test_status_hides_a_last_error_without_an_alarm() -> None:
+    """A retry's last error is not shouted while no alarm is up."""
+    reply = {"stove": {"id": "k", "name": "K"},
+             "burners": [row(pending=True, last_error="no answer yet")]}
+    assert "no answer yet" not in format_status(reply)
+
+
+@pytest.mark.parametrize(("online", "word"), [(True, "online"), (False, "OFFLINE"), (None, "?")])
+def test_status_shows_whether_the_device_answers(online: bool | None, word: str) -> None:
+    """The device column says online, OFFLINE, or ? when it has not been heard from yet."""
+    reply = {"stove": {"id": "k", "name": "K"}, "burners": [row(device_online=online)]}
+    assert format_status(reply).splitlines()[2].split()[3:5] == ["sim/1", word]
+
+
+def test_status_shows_an_unread_relay_as_unknown() -> None:
+    """A relay never read back shows as unknown, not as armed."""
+    reply = {"stove": {"id": "k", "name": "K"},
+             "burners": [row(relay=None, device_online=False)]}
+    assert format_status(reply).splitlines()[2].split()[2] == "unknown"
+
+
+def test_status_without_stove_details_still_renders() -> None:
+    """A reply lacking the stove block falls back to placeholders instead of failing."""
+    assert format_status({"burners": [row()]}).splitlines()[0] == "stove (?)"
+
+
+# -- history -------------------------------------------------------------------------------
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "kind": "shutoff", "source": "cli", "time": NOON, "burner": "left", "device": "sim",
+        "actor": None, "reason": None, "result": "verified", "latency_ms": None,
+        "message": "left cut; re-arms in 5s", "verified": True,
+    }
+    base.update(fields)
+    return base
+
+
+def test_history_without_events_says_so() -> None:
+    """An empty history reads "no events", not an empty screen."""
+    assert format_history([]) == "no events"
+
+
+@pytest.mark.usefixtures("utc")
+def test_history_prints_one_aligned_line_per_event() -> None:
+    """Each event is one line: time, kind, burner, source and actor, result and latency, message."""
+    text = format_history([
+        event(actor="uid:1000 (alice)", latency_ms=41.6),
+        event(kind="device_offline", source="device", time=NOON + 61, burner=None,
+              result=None, message="device 'sim' does not answer"),
+        event(kind="startup", source="startup", time=NOON + 62, burner=None, device=None,
+              result=None, message="started: left armed"),
+    ])
+    assert text.splitlines() == [
+        "2024-03-01 12:00:00  shutoff           left      cli uid:1000 (alice)  verified 42ms"
+        "   left cut; re-arms in 5s",
+        "2024-03-01 12:01:01  device_offline    sim       device" + " " * 30
+        + "device 'sim' does not answer",
+        "2024-03-01 12:01:02  startup           -         startup" + " " * 29
+        + "started: left armed",
+    ]
+
+
+@pytest.mark.usefixtures("utc")
+def test_history_line_has_no_trailing_spaces() -> None:
+    """A line with an empty message ends at its last word."""
+    assert not format_history([event(message="")]).endswith(" ")
+
+
+# -- outcomes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("outcome", "text"),
+    [
+        ({"burner": "left", "result": "verified", "latency_ms": 41.6},
+         "left: cut, verified in 42 ms"),
+        ({"burner": "left", "result": "verified", "latency_ms": None}, "left: cut, verified"),
+        ({"burner": "left", "result": "unverified"},
+         "left: cut, acknowledged but UNVERIFIED (the device cannot report its state)"),
+        ({"burner": "left", "result": "done", "message": "left shuts off in 15m"},
+         "left shuts off in 15m"),
+        ({"burner": "left", "result": "done", "message": ""}, "left: cut"),
+        ({"burner": "left", "result": "failed", "message": "left: cut not verified after 10s"},
+         "left: FAILED: left: cut not verified after 10s"),
+        ({"burner": "left", "result": "failed", "message": ""}, "left: FAILED: failed"),
+        ({"burner": "left", "result": "refused"}, "left: FAILED: refused"),
+    ],
+    ids=["verified", "verified-no-latency", "unverified", "done", "done-no-message", "failed",
+         "failed-no-message", "refused"],
+)
+def test_an_outcome_reads_as_one_sentence(outcome: dict[str, Any], text: str) -> None:
+    """Verified cuts give their latency, unverified ones say so loudly, failures say FAILED."""
+    assert format_outcome(outcome, "cut") == text
