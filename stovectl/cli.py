@@ -59,10 +59,10 @@ class _Context:
         except ControlError as error:
             _fail(str(error), EXIT_FAILED)
         if not reply.get("ok"):
-            error = reply.get("error") or {}
-            code = error.get("code")
-            usage = code in ("unknown_burner", "bad_request", "bad_duration")
-            _fail(error.get("message", "the daemon refused"), EXIT_USAGE if usage else EXIT_FAILED)
+            refusal = reply.get("error") or {}
+            usage = refusal.get("code") in ("unknown_burner", "bad_request", "bad_duration")
+            _fail(refusal.get("message", "the daemon refused"),
+                  EXIT_USAGE if usage else EXIT_FAILED)
         result: dict[str, Any] = reply["result"]
         return result
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_MAX = timedelta(days=7)
+_MAX = timedelta(days=366)
 
 
 def parse_duration(text: str) -> timedelta:

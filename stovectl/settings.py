@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -273,8 +274,39 @@ def load_settings(path: Path | None = None) -> Settings:
     return settings_from_mapping(data, source=str(path))
 
 
+ENV_PREFIX = "STOVECTL_"
+CLIENT_ENV = frozenset({"STOVECTL_SOCKET", "STOVECTL_CONFIG"})
+"""Read by the command line, not by the settings."""
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """``STOVECTL_…`` variables that name no setting: a typo must not pass silently."""
+    unknown = []
+    for name in environ:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in CLIENT_ENV:
+            continue
+        model: type[BaseModel] | None = Settings
+        for part in upper.removeprefix(ENV_PREFIX).lower().split("__"):
+            field = model.model_fields.get(part) if model is not None else None
+            if field is None:
+                unknown.append(name)
+                break
+            annotation = field.annotation
+            model = annotation if isinstance(annotation, type) and issubclass(
+                annotation, BaseModel) else None
+    return sorted(unknown)
+
+
 def settings_from_mapping(data: dict[str, Any], source: str = "<config>") -> Settings:
     """Validate an already-parsed config mapping (tests and the demo use this)."""
+    if unknown := unknown_environment(os.environ):
+        raise ConfigError(
+            f"bad configuration: {source}\n" + "\n".join(
+                f"  environment variable {name}: names no setting (check its spelling; "
+                "sections and keys are joined with __)" for name in unknown
+            )
+        )
     try:
         return Settings(**data)
     except ValidationError as error:

@@ -20,7 +20,7 @@ SYSTEM_STATE_DIR = Path("/var/lib/stovectl")
 
 def _first(env_value: str) -> Path:
     # systemd joins several directories with ':'; ours is the first.
-    return Path(env_value.split(":")[0])
+    return Path(env_value.split(":", maxsplit=1)[0])
 
 
 def socket_path(explicit: str | os.PathLike[str] | None = None, *, for_daemon: bool) -> Path:

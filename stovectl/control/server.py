@@ -67,6 +67,17 @@ class ControlServer:
         }
 
     async def start(self) -> None:
+        """Claim the socket and serve at once."""
+        await self.bind()
+        await self.serve()
+
+    async def bind(self) -> None:
+        """Claim the socket path and listen, without answering yet.
+
+        The daemon binds before it touches any relay (a second daemon must stop
+        here), and serves only after reconciliation; a client that connects in
+        between waits in the backlog instead of being turned away.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         if self.path.is_socket():
             await self._refuse_if_live()
@@ -76,10 +87,17 @@ class ControlServer:
             raise RuntimeError(f"{self.path} exists and is not a socket; not replacing it")
         old_umask = os.umask(0o117)
         try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(self.path), start_serving=False
+            )
         finally:
             os.umask(old_umask)
         os.chmod(self.path, SOCKET_MODE)
+
+    async def serve(self) -> None:
+        if self._server is None:
+            raise RuntimeError("bind() the control socket before serving it")
+        await self._server.start_serving()
 
     async def _refuse_if_live(self) -> None:
         try:

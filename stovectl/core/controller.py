@@ -272,7 +272,8 @@ class BurnerController:
         self._store.save_countdown(
             StoredCountdown(burner.id, self._clock.wall() + seconds, source, self._clock.wall())
         )
-        message = f"{burner.id} shuts off in {format_duration(round(seconds, 1))}"
+        shown = round(seconds, 1 if seconds < 10 else 0)
+        message = f"{burner.id} shuts off in {format_duration(shown)}"
         self._emit(Kind.COUNTDOWN_SET, source, burner, actor=actor, result=Result.DONE,
                    message=message)
         return Outcome(burner.id, Result.DONE, message)
@@ -412,9 +413,9 @@ class BurnerController:
         burner.seen = state
 
     def settled(self, burner: Burner, state: RelayState, result: Result) -> None:
-        if burner.mode is Mode.PULSE and state is burner.cut_relay:
-            if self._deadlines.get((burner.id, REARM)) is None:
-                self._schedule_rearm(burner, burner.settings.cut_hold.total_seconds())
+        pulse_cut = burner.mode is Mode.PULSE and state is burner.cut_relay
+        if pulse_cut and self._deadlines.get((burner.id, REARM)) is None:
+            self._schedule_rearm(burner, burner.settings.cut_hold.total_seconds())
 
     def alarm(self, burner: Burner, message: str) -> None:
         log.error("ALARM %s", message)

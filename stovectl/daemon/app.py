@@ -1,8 +1,9 @@
 """The one place that builds stovectl's object graph, starts it and stops it.
 
-Start order: store, relays, controller (reconciles intent with the relays),
-then the control socket — so no command is accepted before reconciliation
-(DESIGN §2 rule 6). Stop order is the reverse. SIGTERM and SIGINT stop it
+Start order: claim the control socket (a second daemon stops here, before it
+touches a relay), store, relays, controller (reconciles intent with the
+relays), then answer on the socket — so no command is accepted before
+reconciliation (DESIGN §2 rule 6). Stop order is the reverse. SIGTERM and SIGINT stop it
 cleanly; every burner stays in its intended state, and pending re-arms and
 countdowns are already on disk for the next start.
 """
@@ -69,11 +70,12 @@ class Daemon:
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
+        await self.server.bind()
         self.store.open()
         for relay in self.relays.values():
             await relay.start()
         await self.controller.start()
-        await self.server.start()
+        await self.server.serve()
         log.info("listening on %s", self.socket_path)
 
     async def stop(self) -> None:

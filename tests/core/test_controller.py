@@ -137,7 +137,7 @@ def test_an_offline_device_alarms_on_time_and_is_cut_when_it_returns(kitchen_run
         await k.elapse(10)
         device.set_fault("none")
         back = k.now()
-        recovered = await k.wait_event(lambda e: e.kind is Kind.RECOVERED, timeout=5)
+        recovered = await k.wait_event(lambda e: e.kind is Kind.RECOVERED, within=5)
         assert recovered.burner == "left"
         assert k.now() - back <= 2.5, "retries back off to at most retry_max_interval"
         assert k.is_cut("left")
@@ -310,7 +310,7 @@ def test_an_overdue_countdown_fires_at_startup(kitchen_run: Any) -> None:
         k.controller = k._new_controller()
         await k.controller.start()
         event = await k.wait_event(
-            lambda e: e.kind is Kind.SHUTOFF and e.burner == "left", timeout=1
+            lambda e: e.kind is Kind.SHUTOFF and e.burner == "left", within=1
         )
         assert event.source == "startup" and event.result is Result.VERIFIED
         assert k.row("left")["countdown"] is None
@@ -326,7 +326,7 @@ def test_a_pending_countdown_resumes_after_a_restart(kitchen_run: Any) -> None:
         await k.elapse(10)
         started = k.now()
         await k.restart()
-        event = await k.wait_event(lambda e: e.kind is Kind.COUNTDOWN_FIRE, timeout=25)
+        event = await k.wait_event(lambda e: e.kind is Kind.COUNTDOWN_FIRE, within=25)
         assert k.now() - started == pytest.approx(20, abs=0.01)
         assert event.source == "timer"
 
@@ -344,12 +344,12 @@ def test_an_external_cut_is_recorded_and_rearmed(kitchen_run: Any) -> None:
         k.world.devices["sim"].switch_by_hand(1, RelayState.ON)
         seen = k.now()
         event = await k.wait_event(
-            lambda e: e.kind is Kind.SHUTOFF and e.source == "external", timeout=2 * POLL
+            lambda e: e.kind is Kind.SHUTOFF and e.source == "external", within=2 * POLL
         )
         assert event.burner == "left" and k.now() - seen <= POLL + 0.1
         assert k.row("left")["countdown"] is None
         assert k.find(Kind.COUNTDOWN_CANCEL, "left")
-        await k.wait_event(lambda e: e.kind is Kind.REARM, timeout=CUT_HOLD + POLL)
+        await k.wait_event(lambda e: e.kind is Kind.REARM, within=CUT_HOLD + POLL)
         assert not k.is_cut("left")
 
     kitchen_run(scenario)
@@ -362,7 +362,7 @@ def test_tampering_with_a_locked_burner_is_cut_again_with_an_alarm(kitchen_run: 
         await k.controller.lock(["left"], "cli", "child")
         k.world.devices["sim"].switch_by_hand(1, RelayState.OFF)
         start = k.now()
-        tamper = await k.wait_event(lambda e: e.kind is Kind.TAMPER, timeout=2 * POLL)
+        tamper = await k.wait_event(lambda e: e.kind is Kind.TAMPER, within=2 * POLL)
         assert tamper.result is Result.FAILED and "locked" in tamper.message
         await k.elapse(0.1)
         assert k.is_cut("left")
@@ -383,7 +383,7 @@ def test_a_countdown_ignores_wall_clock_jumps(kitchen_run: Any, jump: float) -> 
         k.controller.set_countdown(["left"], 120, "cli")
         await k.elapse(30)
         k.clock.jump_wall(jump)
-        await k.wait_event(lambda e: e.kind is Kind.SHUTOFF, timeout=200)
+        await k.wait_event(lambda e: e.kind is Kind.SHUTOFF, within=200)
         assert k.now() - start == pytest.approx(120, abs=0.05)
 
     kitchen_run(scenario)
@@ -417,7 +417,7 @@ def test_a_countdown_fires_a_timer_shutoff(kitchen_run: Any) -> None:
     async def scenario(k: Kitchen) -> None:
         await k.light("left")
         k.controller.set_countdown(["left"], 90, "cli")
-        event = await k.wait_event(lambda e: e.kind is Kind.SHUTOFF, timeout=100)
+        event = await k.wait_event(lambda e: e.kind is Kind.SHUTOFF, within=100)
         assert event.source == "timer" and event.result is Result.VERIFIED
         await k.elapse(0.5)
         assert not k.stove("left").flame

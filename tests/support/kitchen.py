@@ -17,7 +17,7 @@ from stovectl.core.controller import BurnerController
 from stovectl.core.events import Event, Kind
 from stovectl.core.store import Store
 from stovectl.devices.base import RelayState
-from stovectl.settings import Settings, settings_from_mapping
+from stovectl.settings import Settings
 from stovectl.sim.stove import BurnerSnapshot
 from stovectl.sim.world import SimulatedWorld
 from tests.support.virtual_time import VirtualClock, VirtualTimeLoop
@@ -125,10 +125,10 @@ class Kitchen:
         ]
 
     async def wait_event(
-        self, match: Callable[[Event], bool], timeout: float, *, after: int = 0
+        self, match: Callable[[Event], bool], within: float, *, after: int = 0
     ) -> Event:
-        """The first event (from index ``after``) that matches, waiting up to ``timeout``."""
-        async with asyncio.timeout(timeout):
+        """The first event (from index ``after``) that matches, waiting up to ``within`` seconds."""
+        async with asyncio.timeout(within):
             while True:
                 for event in self.events[after:]:
                     if match(event):

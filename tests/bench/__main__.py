@@ -1,0 +1,150 @@
+"""``python -m tests.bench``: run every benchmark, print one table, write bench-results.json.
+
+The CLI and memory figures use one real daemon (``stovectl run``) on the
+simulated stove, configured as ``config/stovectl.toml`` ships but with the
+shortest ``cut_hold`` (2 s), on a socket and state folder in a private
+temporary folder. The shutoff figure runs the controller in this process.
+Exit status: 0 when every figure was measured (a missed target is reported,
+not failed: these are benchmarks), 1 when a benchmark could not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import re
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from stovectl.settings import Settings, settings_from_mapping
+from tests.bench import cli_latency, idle_memory, shutoff_latency
+from tests.bench.figures import BenchError, Figure, format_table, summary
+from tests.support.daemon import running_daemon
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_CONFIG = REPO_ROOT / "config" / "stovectl.toml"
+RESULTS_PATH = REPO_ROOT / "bench-results.json"
+CUT_HOLD = "2s"
+
+
+def bench_config_text() -> str:
+    """The shipped example config with every burner's ``cut_hold`` at the 2 s minimum."""
+    try:
+        text = SHIPPED_CONFIG.read_text(encoding="utf-8")
+    except OSError as error:
+        raise BenchError(f"cannot read {SHIPPED_CONFIG}: {error.strerror}") from None
+    text, count = re.subn(r'(?m)^cut_hold\s*=\s*"[^"]*"', f'cut_hold = "{CUT_HOLD}"', text)
+    if count == 0:
+        raise BenchError(f"{SHIPPED_CONFIG} sets no cut_hold to shorten; update the benchmark")
+    return text
+
+
+def progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def run_all(config_text: str) -> tuple[list[Figure], dict[str, list[float]], dict[str, float]]:
+    """Every benchmark in turn: figures, the timing samples (ms) and the RSS readings (MiB)."""
+    figures: list[Figure] = []
+    samples: dict[str, list[float]] = {}
+    progress("starting the daemon on the simulated stove")
+    try:
+        with running_daemon(config_text) as daemon:
+            progress(f"reading idle memory ({idle_memory.IDLE_SECONDS:g}s idle)")
+            resident = idle_memory.measure(daemon)
+            figures += idle_memory.figures(resident)
+            progress(f"timing the CLI, start to exit ({cli_latency.ROUNDS} rounds)")
+            cli_samples = cli_latency.measure(daemon)
+            figures += cli_latency.figures(cli_samples)
+            samples.update(cli_samples)
+    except AssertionError as error:  # how tests.support.daemon reports a misbehaving daemon
+        raise BenchError(f"the daemon misbehaved: {error}") from None
+    settings = load_settings(config_text)
+    spec = settings.burner(shutoff_latency.BURNER)
+    response_ms = settings.device(spec.device).response_time.total_seconds() * 1000
+    progress(f"timing shutoffs in-process ({shutoff_latency.ROUNDS} rounds)")
+    shutoff_samples = asyncio.run(shutoff_latency.measure(settings))
+    figures += shutoff_latency.figures(shutoff_samples, response_ms)
+    samples.update(shutoff_samples)
+    return figures, samples, resident
+
+
+def load_settings(config_text: str) -> Settings:
+    try:
+        return settings_from_mapping(tomllib.loads(config_text), source=str(SHIPPED_CONFIG))
+    except Exception as error:
+        raise BenchError(f"the benchmark config does not load: {error}") from None
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on, for reading them later."""
+    return {
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_1m": os.getloadavg()[0],
+    }
+
+
+def write_results(
+    figures: list[Figure],
+    samples: dict[str, list[float]],
+    resident: dict[str, float],
+    seconds: float,
+    about: dict[str, Any],
+) -> None:
+    record = {
+        "machine": about,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "duration_seconds": round(seconds, 1),
+        "figures": [figure.as_dict() for figure in figures],
+        "timings_ms": {
+            label: {
+                **{key: round(value, 3) for key, value in summary(values).items()},
+                "samples": [round(value, 3) for value in values],
+            }
+            for label, values in samples.items()
+        },
+        "rss_mib": {label: round(value, 1) for label, value in resident.items()},
+    }
+    RESULTS_PATH.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def main() -> int:
+    started = time.perf_counter()
+    about = machine()
+    try:
+        figures, samples, resident = run_all(bench_config_text())
+    except BenchError as error:
+        print(f"bench: FAILED: {error}", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - started
+    print(
+        f"\nstovectl benchmarks: Python {about['python']}, {about['cpus']} CPU(s), "
+        f"load {about['load_average_1m']:.2f} at start, {seconds:.0f} s\n"
+        "ratio = value / floor; both measured in this run, on this interpreter\n"
+    )
+    print(format_table(figures))
+    missed = [figure.name for figure in figures if figure.meets_target is False]
+    if missed:
+        print(f"\ntarget missed: {', '.join(dict.fromkeys(missed))}")
+    try:
+        write_results(figures, samples, resident, seconds, about)
+    except OSError as error:
+        print(f"bench: FAILED: cannot write {RESULTS_PATH}: {error.strerror}", file=sys.stderr)
+        return 1
+    print(f"\nwrote {RESULTS_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
