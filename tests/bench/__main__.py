@@ -21,6 +21,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from stovectl.errors import ConfigError
 from stovectl.settings import Settings, settings_from_mapping
 from tests.bench import cli_latency, idle_memory, shutoff_latency
 from tests.bench.figures import BenchError, Figure, format_table, summary
@@ -50,18 +51,14 @@ def progress(message: str) -> None:
 
 def run_all(config_text: str) -> tuple[list[Figure], dict[str, list[float]], dict[str, float]]:
     """Every benchmark in turn: figures, the timing samples (ms) and the RSS readings (MiB)."""
-    figures: list[Figure] = []
-    samples: dict[str, list[float]] = {}
     progress("starting the daemon on the simulated stove")
     try:
         with running_daemon(config_text) as daemon:
+            # Memory first, while the daemon has done nothing but start.
             progress(f"reading idle memory ({idle_memory.IDLE_SECONDS:g}s idle)")
             resident = idle_memory.measure(daemon)
-            figures += idle_memory.figures(resident)
             progress(f"timing the CLI, start to exit ({cli_latency.ROUNDS} rounds)")
             cli_samples = cli_latency.measure(daemon)
-            figures += cli_latency.figures(cli_samples)
-            samples.update(cli_samples)
     except AssertionError as error:  # how tests.support.daemon reports a misbehaving daemon
         raise BenchError(f"the daemon misbehaved: {error}") from None
     settings = load_settings(config_text)
@@ -69,15 +66,19 @@ def run_all(config_text: str) -> tuple[list[Figure], dict[str, list[float]], dic
     response_ms = settings.device(spec.device).response_time.total_seconds() * 1000
     progress(f"timing shutoffs in-process ({shutoff_latency.ROUNDS} rounds)")
     shutoff_samples = asyncio.run(shutoff_latency.measure(settings))
-    figures += shutoff_latency.figures(shutoff_samples, response_ms)
-    samples.update(shutoff_samples)
-    return figures, samples, resident
+    figures = [  # in the issue's order
+        *cli_latency.figures(cli_samples),
+        *shutoff_latency.figures(shutoff_samples, response_ms),
+        *idle_memory.figures(resident),
+    ]
+    return figures, {**cli_samples, **shutoff_samples}, resident
 
 
 def load_settings(config_text: str) -> Settings:
+    """The benchmark config as the in-process controller gets it (``STOVECTL_…`` applies)."""
     try:
         return settings_from_mapping(tomllib.loads(config_text), source=str(SHIPPED_CONFIG))
-    except Exception as error:
+    except (tomllib.TOMLDecodeError, ConfigError) as error:
         raise BenchError(f"the benchmark config does not load: {error}") from None
 
 

@@ -87,11 +87,12 @@ def _target(figure: Figure) -> str:
 def format_table(figures: Sequence[Figure]) -> str:
     """The figures as an aligned plain-text table: name | value | floor | ratio | target."""
     header = ("name", "value", "floor", "ratio", "target")
+    floor_width = max((len(_amount(f.floor_value, f.unit)) for f in figures), default=0)
     rows = [
         (
             figure.name,
             _amount(figure.value, figure.unit),
-            f"{_amount(figure.floor_value, figure.unit)}  {figure.floor_name}",
+            f"{_amount(figure.floor_value, figure.unit).rjust(floor_width)}  {figure.floor_name}",
             f"{figure.ratio:.2f}x",
             _target(figure),
         )

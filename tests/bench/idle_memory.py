@@ -23,7 +23,7 @@ from tests.support.daemon import DaemonProcess, clean_environment
 
 IDLE_SECONDS = 2.0
 READY_TIMEOUT_SECONDS = 30.0
-SLEEPER = 'import sys, time{imports}; print("ready", flush=True); time.sleep(600)'
+SLEEPER = 'import time{imports}; print("ready", flush=True); time.sleep(600)'
 FLOORS = {
     "bare python, sleeping": "",
     "python + pydantic_settings": ", pydantic_settings",
