@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import select
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import STOVECTL, DaemonProcess, clean_environment
 
 CUT_HOLD = 2.0
 ALARM_AFTER = 1.0
@@ -164,3 +168,35 @@ def test_sigterm_stops_cleanly_and_a_lock_survives(daemon: DaemonProcess) -> Non
     burners = daemon.burners()
     assert burners["right"]["mode"] == "locked" and burners["right"]["relay"] == "cut"
     assert is_armed(burners["left"])
+
+
+def test_status_watch_streams_live_countdowns(daemon: DaemonProcess) -> None:
+    """`status --watch --json` keeps printing fresh states, with the countdown ticking down."""
+    assert daemon.cli("timer", "left", "60s").returncode == 0
+    watcher = subprocess.Popen(
+        [str(STOVECTL), "--socket", str(daemon.socket_path), "status", "--watch", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        env=clean_environment(), text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        remaining = []
+        deadline = time.monotonic() + 10
+        while len(remaining) < 3 and time.monotonic() < deadline:
+            ready, _, _ = select.select([watcher.stdout], [], [], deadline - time.monotonic())
+            if not ready:
+                break
+            frame = json.loads(watcher.stdout.readline())
+            left = next(b for b in frame["burners"] if b["id"] == "left")
+            remaining.append(left["countdown"]["remaining"])
+        assert len(remaining) == 3, "the watch printed fewer than three frames in 10 s"
+        assert remaining[0] > remaining[1] > remaining[2] > 55
+        watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(timeout=5) == 0
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+        for stream in (watcher.stdout, watcher.stderr):
+            if stream is not None:
+                stream.close()
