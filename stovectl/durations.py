@@ -6,32 +6,32 @@ Kept free of pydantic and click so the CLI client can import it cheaply.
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import timedelta
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_BARE = re.compile(r"\d+(?:\.\d+)?")
+"""A bare number of seconds; no exponents, underscores, NaN or infinity."""
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _MAX = timedelta(days=366)
+_HOW = "write it like 90s, 15m or 1h30m"
 
 
 def parse_duration(text: str) -> timedelta:
     """Read a duration like ``1h30m``; raise ValueError saying what is wrong."""
     cleaned = text.strip().lower().replace(" ", "")
     if not cleaned:
-        raise ValueError("empty duration; write it like 90s, 15m or 1h30m")
+        raise ValueError(f"empty duration; {_HOW}")
     if cleaned.startswith("-"):
-        raise ValueError(f"{text!r} is negative; a duration must be positive")
-    try:
+        raise ValueError(f"{text!r} is negative; a duration must be positive: {_HOW}")
+    if _BARE.fullmatch(cleaned):
         seconds = float(cleaned)
-    except ValueError:
+    else:
         seconds = _parse_parts(text, cleaned)
-    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
-        raise ValueError(f"{text!r} is not a duration; write it like 90s, 15m or 1h30m")
-    duration = timedelta(seconds=seconds)
-    if duration > _MAX:
-        raise ValueError(f"{text!r} is longer than {format_duration(_MAX)}")
-    return duration
+    # Compared before building the timedelta, which overflows past 999999999 days.
+    if seconds > _MAX.total_seconds():
+        raise ValueError(f"{text!r} is longer than 366 days; {_HOW}")
+    return timedelta(seconds=seconds)
 
 
 def _parse_parts(text: str, cleaned: str) -> float:
@@ -44,8 +44,7 @@ def _parse_parts(text: str, cleaned: str) -> float:
         position = match.end()
     if position != len(cleaned) or position == 0:
         raise ValueError(
-            f"{text!r} is not a duration; write it like 90s, 15m or 1h30m "
-            "(units: ms, s, m, h, d)"
+            f"{text!r} is not a duration; {_HOW} (units: ms, s, m, h, d)"
         )
     return seconds
 
@@ -55,6 +54,9 @@ def format_duration(duration: timedelta | float) -> str:
     total = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
     if total < 0:
         return "-" + format_duration(-total)
+    # Whole milliseconds, the finest unit parse_duration reads: a finer fraction would
+    # print in exponent notation ("1e-05s"), which it cannot read back.
+    total = round(total, 3)
     if total < 1 and total != 0:
         return f"{round(total * 1000)}ms"
     whole = int(total)
@@ -67,5 +69,5 @@ def format_duration(duration: timedelta | float) -> str:
     if minutes:
         parts.append(f"{minutes}m")
     if seconds or fraction or not parts:
-        parts.append(f"{seconds + fraction:g}s" if fraction else f"{seconds}s")
+        parts.append(f"{round(seconds + fraction, 3):g}s" if fraction else f"{seconds}s")
     return "".join(parts)

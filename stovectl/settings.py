@@ -11,6 +11,7 @@ problem, which the CLI turns into exit code 78.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -42,6 +43,10 @@ RESERVED_BURNER_IDS = frozenset({"all", "status", "events"})
 
 
 def _to_timedelta(value: object) -> object:
+    if isinstance(value, bool):
+        # pydantic would take true as one second; a duration is never a yes or no.
+        message = f"{str(value).lower()} is not a duration; write it like 90s or 15m"
+        raise ValueError(message)  # noqa: TRY004  # pydantic reports only ValueError as invalid
     if isinstance(value, str):
         return parse_duration(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -195,12 +200,20 @@ class Settings(BaseSettings):
         extra="forbid", frozen=True, env_prefix="STOVECTL_", env_nested_delimiter="__"
     )
 
-    stove: StoveSettings = Field(default_factory=StoveSettings)
+    stove: StoveSettings = Field(
+        default_factory=StoveSettings, description="The hob: its id and name."
+    )
     devices: list[DeviceSettings] = Field(min_length=1, description="Relay devices.")
     burners: list[BurnerSettings] = Field(min_length=1, description="Burners and their wiring.")
-    safety: SafetySettings = Field(default_factory=SafetySettings)
-    remote: RemoteSettings = Field(default_factory=RemoteSettings)
-    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    safety: SafetySettings = Field(
+        default_factory=SafetySettings, description="Alarm and retry limits for writes."
+    )
+    remote: RemoteSettings = Field(
+        default_factory=RemoteSettings, description="What MQTT and voice commands may relax."
+    )
+    daemon: DaemonSettings = Field(
+        default_factory=DaemonSettings, description="Where the daemon listens, stores and logs."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -360,6 +373,10 @@ def redacted(settings: Settings) -> dict[str, Any]:
 
     def scrub(node: object) -> None:
         if isinstance(node, dict):
+            for key in [key for key in node if _SECRET.search(key) and f"{key}_file" in node]:
+                # Read from its file: showing the file alone keeps the output a loadable
+                # config, which giving both the secret and its file is not.
+                del node[key]
             for key, value in node.items():
                 if _SECRET.search(key) and isinstance(value, str):
                     node[key] = "********"
@@ -398,4 +415,5 @@ def _toml_value(value: object) -> str:
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # A JSON string is a TOML basic string, except that TOML also wants DEL escaped.
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")

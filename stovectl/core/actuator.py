@@ -110,17 +110,25 @@ class Actuator:
             if target is None:
                 attempts = 0
                 continue
-            result = await self._attempt(target)
+            try:
+                result = await self._attempt(target)
+            except Exception:
+                # A bug in a listener must not end this burner's lane: log it and retry.
+                log.exception("burner %s: attempt failed unexpectedly", self._burner.id)
+                result = None
             if self._target is not target:
                 attempts = 0
                 self._wake.set()
                 continue
             if result is not None:
                 attempts = 0
-                self._settle(target, result)
+                try:
+                    self._settle(target, result)
+                except Exception:
+                    log.exception("burner %s: settling failed unexpectedly", self._burner.id)
                 continue
-            attempts += 1
             delay = min(FIRST_RETRY_SECONDS * 2 ** min(attempts, 10), self._retry_max)
+            attempts += 1
             try:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()

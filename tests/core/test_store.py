@@ -1,0 +1,149 @@
+"""The SQLite store: intent and history survive a restart, and writes are durable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stovectl.core.events import Event, Kind, Result
+from stovectl.core.store import Store, StoredCountdown, StoredIntent
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "stovectl.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Store]:
+    opened = Store(db_path)
+    opened.open()
+    yield opened
+    opened.close()
+
+
+def reopen(store: Store) -> Store:
+    """Close ``store`` as a stopping daemon would and open a new one on the same file."""
+    store.close()
+    again = Store(store.path)
+    again.open()
+    return again
+
+
+def event(time: float, burner: str | None = "left", kind: Kind = Kind.SHUTOFF) -> Event:
+    return Event(
+        kind=kind, source="cli", time=time, burner=burner, device="sim", actor="alice",
+        reason="timer", result=Result.VERIFIED, latency_ms=12.5, message=f"at {time}",
+    )
+
+
+def test_open_creates_the_file_and_its_folders(db_path: Path, store: Store) -> None:
+    """Opening a store in a folder that does not exist creates the folders and the file."""
+    assert db_path.is_file()
+
+
+def test_writes_are_synchronous_full_in_wal_mode(store: Store) -> None:
+    """The connection commits with synchronous=FULL (2) on a write-ahead log."""
+    assert store.db.execute("PRAGMA synchronous").fetchone() == (2,)
+    assert store.db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_closed_store_refuses_use(store: Store) -> None:
+    """Using a store after close raises instead of silently losing a write."""
+    store.close()
+    with pytest.raises(RuntimeError, match="not open"):
+        store.intents()
+
+
+def test_intents_survive_reopening(store: Store) -> None:
+    """A saved lock and a pending re-arm are read back after close and reopen."""
+    lock = StoredIntent("left", "locked", "hazard", "mqtt", 1000.0, None)
+    pulse = StoredIntent("right", "pulse", None, "cli", 1001.5, 1006.5)
+    store.save_intent(lock)
+    store.save_intent(pulse)
+
+    again = reopen(store)
+    try:
+        assert again.intents() == {"left": lock, "right": pulse}
+    finally:
+        again.close()
+
+
+def test_save_intent_replaces_the_burners_intent(store: Store) -> None:
+    """Saving a burner's intent again replaces the earlier one."""
+    store.save_intent(StoredIntent("left", "locked", "manual", "cli", 1000.0, None))
+    armed = StoredIntent("left", "armed", None, "cli", 1010.0, None)
+    store.save_intent(armed)
+
+    assert store.intents() == {"left": armed}
+
+
+def test_countdowns_survive_reopening(store: Store) -> None:
+    """Saved countdown deadlines are read back after close and reopen."""
+    left = StoredCountdown("left", 1900.0, "cli", 1000.0)
+    right = StoredCountdown("right", 2500.0, "schedule", 1100.0)
+    store.save_countdown(left)
+    store.save_countdown(right)
+
+    again = reopen(store)
+    try:
+        assert again.countdowns() == {"left": left, "right": right}
+    finally:
+        again.close()
+
+
+def test_save_countdown_replaces_and_delete_removes(store: Store) -> None:
+    """A burner has one countdown: saving replaces it, deleting removes only that burner's."""
+    store.save_countdown(StoredCountdown("left", 1900.0, "cli", 1000.0))
+    shorter = StoredCountdown("left", 1300.0, "mqtt", 1010.0)
+    right = StoredCountdown("right", 2500.0, "cli", 1000.0)
+    store.save_countdown(shorter)
+    store.save_countdown(right)
+
+    store.delete_countdown("left")
+
+    assert store.countdowns() == {"right": right}
+
+
+def test_history_survives_reopening_with_every_field(store: Store) -> None:
+    """Recorded events read back after reopening, field for field, oldest first."""
+    first, second = event(1000.0), event(1001.0, burner=None, kind=Kind.STARTUP)
+    unresolved = Event(Kind.COUNTDOWN_SET, "cli", 1002.0, burner="right")
+    for item in (first, second, unresolved):
+        store.record(item)
+
+    again = reopen(store)
+    try:
+        assert again.history() == [first, second, unresolved]
+    finally:
+        again.close()
+
+
+def test_history_since_keeps_events_from_then_on(store: Store) -> None:
+    """history(since=t) returns the events at or after t."""
+    for time in (1000.0, 1001.0, 1002.0):
+        store.record(event(time))
+
+    assert [e.time for e in store.history(since=1001.0)] == [1001.0, 1002.0]
+
+
+def test_history_filters_by_burner(store: Store) -> None:
+    """history(burner=b) returns only that burner's events."""
+    store.record(event(1000.0, burner="left"))
+    store.record(event(1001.0, burner="right"))
+    store.record(event(1002.0, burner="left"))
+
+    assert [(e.burner, e.time) for e in store.history(burner="left")] == [
+        ("left", 1000.0),
+        ("left", 1002.0),
+    ]
+
+
+def test_history_limit_keeps_the_newest_in_time_order(store: Store) -> None:
+    """history(limit=n) returns the newest n events, oldest of them first."""
+    for time in range(1000, 1010):
+        store.record(event(float(time)))
+
+    assert [e.time for e in store.history(limit=3)] == [1007.0, 1008.0, 1009.0]
