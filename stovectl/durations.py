@@ -24,10 +24,7 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"empty duration; {_HOW}")
     if cleaned.startswith("-"):
         raise ValueError(f"{text!r} is negative; a duration must be positive: {_HOW}")
-    if _BARE.fullmatch(cleaned):
-        seconds = float(cleaned)
-    else:
-        seconds = _parse_parts(text, cleaned)
+    seconds = float(cleaned) if _BARE.fullmatch(cleaned) else _parse_parts(text, cleaned)
     # Compared before building the timedelta, which overflows past 999999999 days.
     if seconds > _MAX.total_seconds():
         raise ValueError(f"{text!r} is longer than 366 days; {_HOW}")
