@@ -1,0 +1,94 @@
+"""The whole configuration, and the checks that span its sections."""
+
+from __future__ import annotations
+
+from pydantic import (
+    Field,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from stovectl.settings.devices import DeviceSettings
+from stovectl.settings.sections import (
+    BurnerSettings,
+    DaemonSettings,
+    RemoteSettings,
+    SafetySettings,
+    StoveSettings,
+)
+
+
+class Settings(BaseSettings):
+    """The whole configuration."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, env_prefix="STOVECTL_", env_nested_delimiter="__"
+    )
+
+    stove: StoveSettings = Field(
+        default_factory=StoveSettings, description="The hob: its id and name."
+    )
+    devices: list[DeviceSettings] = Field(min_length=1, description="Relay devices.")
+    burners: list[BurnerSettings] = Field(min_length=1, description="Burners and their wiring.")
+    safety: SafetySettings = Field(
+        default_factory=SafetySettings, description="Alarm and retry limits for writes."
+    )
+    remote: RemoteSettings = Field(
+        default_factory=RemoteSettings, description="What MQTT and voice commands may relax."
+    )
+    daemon: DaemonSettings = Field(
+        default_factory=DaemonSettings, description="Where the daemon listens, stores and logs."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file arrives as init arguments; the environment overrides it.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Settings:
+        _no_duplicates("devices", [device.id for device in self.devices])
+        _no_duplicates("burners", [burner.id for burner in self.burners])
+        devices = {device.id: device for device in self.devices}
+        wired: dict[tuple[str, int], str] = {}
+        for index, burner in enumerate(self.burners):
+            where = f"burners[{index}] (id {burner.id!r})"
+            device = devices.get(burner.device)
+            if device is None:
+                raise ValueError(
+                    f"{where}.device: names device {burner.device!r}, which does not "
+                    f"exist (devices: {', '.join(sorted(devices))})"
+                )
+            if burner.channel > device.channels:
+                raise ValueError(
+                    f"{where}.channel: channel {burner.channel} of device {device.id!r}, "
+                    f"which has {device.channels} channel(s)"
+                )
+            other = wired.setdefault((device.id, burner.channel), burner.id)
+            if other != burner.id:
+                raise ValueError(
+                    f"{where}.channel: burner {other!r} is wired to channel "
+                    f"{burner.channel} of device {device.id!r} already"
+                )
+        return self
+
+    def burner(self, burner_id: str) -> BurnerSettings:
+        return next(burner for burner in self.burners if burner.id == burner_id)
+
+    def device(self, device_id: str) -> DeviceSettings:
+        return next(device for device in self.devices if device.id == device_id)
+
+
+def _no_duplicates(what: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise ValueError(f"{what}: two have the id {item!r}; ids must be unique")
+        seen.add(item)
