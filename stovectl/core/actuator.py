@@ -34,7 +34,10 @@ class ActuatorListener(Protocol):
 
     def relay_seen(self, burner: Burner, state: RelayState) -> None: ...
 
-    def settled(self, burner: Burner, state: RelayState, result: Result) -> None: ...
+    def settled(
+        self, burner: Burner, state: RelayState, result: Result, pulsed_at: float | None
+    ) -> None:
+        """``pulsed_at``: when the device was told to return by itself, if it was."""
 
     def alarm(self, burner: Burner, message: str) -> None: ...
 
@@ -67,6 +70,9 @@ class Actuator:
         self._alarm_after = alarm_after_seconds
         self._retry_max = retry_max_seconds
         self._target: RelayState | None = None
+        self._pulse_seconds: float | None = None
+        self._pulsed_at: float | None = None
+        self._pulse_allowed = False
         self._tickets: list[_Ticket] = []
         self._alarmed = False
         self._wake = asyncio.Event()
@@ -82,11 +88,19 @@ class Actuator:
     def alarmed(self) -> bool:
         return self._alarmed
 
-    def request(self, target: RelayState) -> asyncio.Future[Outcome]:
-        """Drive the relay to ``target``; the future answers within ``alarm_after``."""
-        if self._target is not target:
+    def request(
+        self, target: RelayState, pulse_seconds: float | None = None
+    ) -> asyncio.Future[Outcome]:
+        """Drive the relay to ``target``; the future answers within ``alarm_after``.
+
+        With ``pulse_seconds`` (shutoffs only) the device itself returns after that
+        long, where it can; a request without it (a lock) ends any such pulse.
+        """
+        if self._target is not target or self._pulse_seconds != pulse_seconds:
             self._resolve_all(Result.FAILED, f"superseded: {self._burner.id} now wants {target}")
             self._target = target
+            self._pulse_seconds = pulse_seconds
+            self._pulse_allowed = True
             self._alarmed = False
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         ticket = _Ticket(future, self._clock.monotonic())
@@ -100,23 +114,24 @@ class Actuator:
     def stop(self) -> None:
         self._resolve_all(Result.FAILED, "the daemon is stopping")
         self._target = None
+        self._pulse_seconds = None
 
     async def run(self) -> None:
         attempts = 0
         while True:
             await self._wake.wait()
             self._wake.clear()
-            target = self._target
+            target, pulse = self._target, self._pulse_seconds
             if target is None:
                 attempts = 0
                 continue
             try:
-                result = await self._attempt(target)
+                result = await self._attempt(target, pulse)
             except Exception:
                 # A bug in a listener must not end this burner's lane: log it and retry.
                 log.exception("burner %s: attempt failed unexpectedly", self._burner.id)
                 result = None
-            if self._target is not target:
+            if self._target is not target or self._pulse_seconds != pulse:
                 attempts = 0
                 self._wake.set()
                 continue
@@ -136,11 +151,21 @@ class Actuator:
                 pass
             self._wake.set()
 
-    async def _attempt(self, target: RelayState) -> Result | None:
+    async def _attempt(self, target: RelayState, pulse: float | None) -> Result | None:
         """One write and read-back; the result if settled, None to retry."""
         burner, relay = self._burner, self._relay
         self.write_seq += 1
-        acknowledged = await self._call_write(target)
+        if pulse is not None and self._pulse_allowed and relay.pulse_supported(
+            burner.channel, target
+        ):
+            # One try per request: a device slower than the pulse returns before it can
+            # be read back, so retries are plain writes and the daemon re-arms itself.
+            self._pulse_allowed = False
+            self._pulsed_at = self._clock.monotonic()
+            acknowledged = await self._call_write(target, pulse)
+        else:
+            self._pulsed_at = None
+            acknowledged = await self._call_write(target)
         if not relay.capabilities.read_back:
             return Result.UNVERIFIED if acknowledged else None
         states = await self._call_read()
@@ -158,10 +183,13 @@ class Actuator:
         )
         return None
 
-    async def _call_write(self, target: RelayState) -> bool:
+    async def _call_write(self, target: RelayState, pulse: float | None = None) -> bool:
         try:
             async with asyncio.timeout(CALL_GUARD_SECONDS):
-                await self._relay.write(self._burner.channel, target)
+                if pulse is None:
+                    await self._relay.write(self._burner.channel, target)
+                else:
+                    await self._relay.pulse(self._burner.channel, target, pulse)
         except (DeviceError, TimeoutError) as error:
             self._failed_call(error)
             return False
@@ -197,9 +225,10 @@ class Actuator:
     def _settle(self, target: RelayState, result: Result) -> None:
         was_alarmed = self._alarmed
         self._target = None
+        self._pulse_seconds = None
         self._alarmed = False
         self._resolve_all(result, "")
-        self._listener.settled(self._burner, target, result)
+        self._listener.settled(self._burner, target, result, self._pulsed_at)
         if was_alarmed:
             self._listener.recovered(
                 self._burner, target, f"{self._burner.id}: relay now {target} ({result})"

@@ -48,6 +48,8 @@ class Burner:
     seen: RelayState | None = None
     """The relay state last read back; None when not yet read or the device is away."""
     device_online: bool | None = None
+    device_rearm_due: float | None = None
+    """Monotonic time the device will end a shutoff's pulse by itself, if it was told to."""
 
     @property
     def id(self) -> str:

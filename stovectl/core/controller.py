@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,15 +21,20 @@ from stovectl.core.deadlines import Clock, Deadlines, SystemClock
 from stovectl.core.events import Event, EventBus, Kind, Outcome, Result
 from stovectl.core.policy import Relaxing, RemotePolicy, check_relaxing
 from stovectl.core.store import Store, StoredCountdown, StoredIntent
+from stovectl.core.watcher import watch
 from stovectl.devices.base import Relay, RelayState
 from stovectl.durations import format_duration
-from stovectl.errors import CommandRefused, DeviceError, DeviceRefused
+from stovectl.errors import CommandRefused, DeviceRefused
 from stovectl.settings import Settings
 
 log = logging.getLogger(__name__)
 
 REARM = "rearm"
 COUNTDOWN = "countdown"
+DEVICE_REARM_GRACE = 1.0
+"""Seconds past a device's own re-arm (plus a poll interval) before we re-arm it ourselves."""
+DEVICE_CLOCK_TOLERANCE = 0.25
+"""A device timer may end this much before ours; earlier is someone else re-arming."""
 
 
 class BurnerController:
@@ -82,7 +88,9 @@ class BurnerController:
         waiters, overdue = self._restore()
         self._emit(Kind.STARTUP, "startup", message=self._summary())
         for relay in self._relays.values():
-            self._spawn(self._poll(relay), f"poll-{relay.id}")
+            burners = [b for b in self._burners.values() if b.device == relay.id]
+            self._spawn(watch(relay, burners, self._actuators.__getitem__, self),
+                        f"watch-{relay.id}")
         await asyncio.gather(*waiters)
         for burner_id in overdue:
             self._countdown_fired(burner_id, "startup")
@@ -165,10 +173,13 @@ class BurnerController:
     async def _shutoff(self, burner_id: str, source: str, actor: str | None) -> Outcome:
         burner = self._burners[burner_id]
         self._drop_countdown(burner, source, actor, "the burner was shut off")
+        pulse = None
         if burner.mode is not Mode.LOCKED:
             self._deadlines.cancel((burner.id, REARM))
             self._set_intent(burner, Mode.PULSE, source)
-        outcome = await self._actuators[burner.id].request(burner.cut_relay)
+            # The device returns by itself where it can, so a crash still re-arms (rule 4).
+            pulse = burner.settings.cut_hold.total_seconds()
+        outcome = await self._actuators[burner.id].request(burner.cut_relay, pulse)
         self._emit(
             Kind.SHUTOFF, source, burner, actor=actor, result=outcome.result,
             latency_ms=outcome.latency_ms, message=outcome.message or self._cut_message(burner),
@@ -349,9 +360,12 @@ class BurnerController:
                    message=f"{burner_id} countdown reached zero")
         self._spawn(self._shutoff(burner_id, source, None), f"countdown-{burner_id}")
 
-    def _schedule_rearm(self, burner: Burner, seconds: float) -> None:
-        deadline = self._deadlines.set((burner.id, REARM), seconds, lambda: self._rearm(burner))
-        burner.rearm_at = deadline.wall_due
+    def _schedule_rearm(self, burner: Burner, seconds: float, backup_after: float = 0) -> None:
+        """Re-arm in ``seconds``; with ``backup_after``, only if the device has not by then."""
+        self._deadlines.set(
+            (burner.id, REARM), seconds + backup_after, lambda: self._rearm(burner)
+        )
+        burner.rearm_at = self._clock.wall() + seconds
         self._save_intent(burner)
 
     def _rearm(self, burner: Burner) -> None:
@@ -378,6 +392,7 @@ class BurnerController:
         burner.mode, burner.reason, burner.source = mode, reason, source
         burner.since = self._clock.wall()
         burner.rearm_at = None
+        burner.device_rearm_due = None
         self._save_intent(burner)
 
     def _save_intent(self, burner: Burner) -> None:
@@ -412,10 +427,22 @@ class BurnerController:
     def relay_seen(self, burner: Burner, state: RelayState) -> None:
         burner.seen = state
 
-    def settled(self, burner: Burner, state: RelayState, result: Result) -> None:
+    def settled(
+        self, burner: Burner, state: RelayState, result: Result, pulsed_at: float | None
+    ) -> None:
         pulse_cut = burner.mode is Mode.PULSE and state is burner.cut_relay
-        if pulse_cut and self._deadlines.get((burner.id, REARM)) is None:
-            self._schedule_rearm(burner, burner.settings.cut_hold.total_seconds())
+        if not pulse_cut or self._deadlines.get((burner.id, REARM)) is not None:
+            return
+        hold = burner.settings.cut_hold.total_seconds()
+        if pulsed_at is None:
+            self._schedule_rearm(burner, hold)
+            return
+        # The device re-arms by itself about ``hold`` after it was told; we only step
+        # in if it has not done so a poll interval (and a second) later.
+        burner.device_rearm_due = pulsed_at + math.ceil(hold)
+        remaining = burner.device_rearm_due - self._clock.monotonic()
+        relay = self._relays[burner.device]
+        self._schedule_rearm(burner, remaining, relay.poll_interval_seconds + DEVICE_REARM_GRACE)
 
     def alarm(self, burner: Burner, message: str) -> None:
         log.error("ALARM %s", message)
@@ -425,38 +452,18 @@ class BurnerController:
         log.warning("recovered: %s", message)
         self._emit(Kind.RECOVERED, "controller", burner, result=Result.VERIFIED, message=message)
 
-    async def _poll(self, relay: Relay) -> None:
-        """Watch a device's relays for changes made behind our back (rule 7)."""
-        burners = [b for b in self._burners.values() if b.device == relay.id]
-        interval = relay.poll_interval_seconds
-        while True:
-            await asyncio.sleep(interval)
-            before = {b.id: self._actuators[b.id].write_seq for b in burners}
-            if all(self._actuators[b.id].busy for b in burners):
-                continue  # the actuators are reading this device already
-            try:
-                states = await relay.read()
-            except DeviceError as error:
-                self.device_answered(relay.id, error)
-                continue
-            except Exception as error:
-                log.exception("device %s: unexpected error while polling", relay.id)
-                self.device_answered(relay.id, error)
-                continue
-            self.device_answered(relay.id, None)
-            for burner in burners:
-                actuator = self._actuators[burner.id]
-                state = states.get(burner.channel)
-                if state is None or actuator.busy or actuator.write_seq != before[burner.id]:
-                    continue
-                self.observe(burner.id, state)
-
     def observe(self, burner_id: str, state: RelayState) -> None:
         """Judge a relay state seen unprompted (rule 7)."""
         burner = self._burners[burner_id]
         burner.seen = state
         seen = burner.classify(state)
         if seen is Seen.AS_EXPECTED:
+            return
+        due = burner.device_rearm_due
+        if seen is Seen.REARMED_IN_HOLD and due is not None and (
+            self._clock.monotonic() >= due - DEVICE_CLOCK_TOLERANCE
+        ):
+            self._device_rearmed(burner)
             return
         if seen is Seen.EXTERNAL_CUT:
             self._external_cut(burner)
@@ -473,6 +480,14 @@ class BurnerController:
                        message=f"{burner.id} was re-armed by someone else during its hold; "
                        "cutting it again")
         actuator.request(burner.cut_relay)
+
+    def _device_rearmed(self, burner: Burner) -> None:
+        """The device ended a shutoff's pulse by itself, as it was told to."""
+        self._deadlines.cancel((burner.id, REARM))
+        source = burner.source
+        self._set_intent(burner, Mode.ARMED, source)
+        self._emit(Kind.REARM, source, burner, result=Result.VERIFIED,
+                   message=f"{burner.id} re-armed by the device's own timer: it can be lit again")
 
     def _external_cut(self, burner: Burner) -> None:
         self._drop_countdown(burner, "external", None, "the relay was cut by someone else")

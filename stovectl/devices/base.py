@@ -57,3 +57,13 @@ class Relay(Protocol):
 
     async def read(self) -> dict[int, RelayState]:
         """Read every channel's state; raises DeviceError."""
+
+    def pulse_supported(self, channel: int, state: RelayState) -> bool:
+        """True if the device can hold ``state`` on ``channel`` and return by itself."""
+
+    async def pulse(self, channel: int, state: RelayState, seconds: float) -> None:
+        """Switch to ``state`` and let the device switch back after ``seconds`` (rule 4).
+
+        Used for shutoffs only, never for locks, so a daemon that dies mid-pulse
+        still re-arms. Raises DeviceError; DeviceRefused if unsupported.
+        """

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from stovectl.devices.base import Capabilities, RelayState
-from stovectl.errors import DeviceUnavailable
+from stovectl.errors import DeviceRefused, DeviceUnavailable
 from stovectl.settings import SimulatedDeviceSettings
 
 Fault = Literal["none", "offline", "slow", "stuck"]
@@ -33,6 +33,7 @@ class SimulatedRelay:
         self._lane = asyncio.Lock()
         self.fault: Fault = settings.fault
         self.writes = 0
+        self._returns: dict[int, asyncio.TimerHandle] = {}
 
     @property
     def id(self) -> str:
@@ -40,7 +41,11 @@ class SimulatedRelay:
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(read_back=True, device_pulse=False)
+        return Capabilities(read_back=True, device_pulse=self._settings.device_pulse)
+
+    def pulse_supported(self, channel: int, state: RelayState) -> bool:
+        # Like a MiOT off-delay: the device switches a channel off by itself, never on.
+        return self._settings.device_pulse and state is RelayState.ON
 
     @property
     def poll_interval_seconds(self) -> float:
@@ -67,14 +72,35 @@ class SimulatedRelay:
         return None
 
     async def close(self) -> None:
-        return None
+        for channel in list(self._returns):
+            self._cancel_return(channel)
 
     async def write(self, channel: int, state: RelayState) -> None:
         async with self._lane:
             await self._round_trip()
             self.writes += 1
             if self.fault != "stuck":
+                self._cancel_return(channel)  # an explicit state ends any pulse
                 self._switch(channel, state)
+
+    async def pulse(self, channel: int, state: RelayState, seconds: float) -> None:
+        if not self.pulse_supported(channel, state):
+            raise DeviceRefused(self.id, f"channel {channel} cannot pulse {state}")
+        async with self._lane:
+            await self._round_trip()
+            self.writes += 1
+            if self.fault == "stuck":
+                return
+            self._switch(channel, state)
+            self._cancel_return(channel)
+            self._returns[channel] = asyncio.get_running_loop().call_later(
+                seconds, self._switch, channel, state.inverse()
+            )
+
+    def _cancel_return(self, channel: int) -> None:
+        pending = self._returns.pop(channel, None)
+        if pending is not None:
+            pending.cancel()
 
     async def read(self) -> dict[int, RelayState]:
         async with self._lane:

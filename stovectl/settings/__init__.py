@@ -13,7 +13,12 @@ models), ``root`` (the whole), ``loading`` (file and environment in, errors
 out), ``output`` (redacted TOML for ``config show``).
 """
 
-from stovectl.settings.devices import DeviceSettings, SimulatedDeviceSettings
+from stovectl.settings.devices import (
+    DeviceSettings,
+    MiioDeviceSettings,
+    MiotChannelSettings,
+    SimulatedDeviceSettings,
+)
 from stovectl.settings.loading import (
     format_validation_error,
     load_settings,
@@ -46,6 +51,8 @@ __all__ = [
     "DeviceSettings",
     "Duration",
     "Identifier",
+    "MiioDeviceSettings",
+    "MiotChannelSettings",
     "RemoteSettings",
     "SafetySettings",
     "Settings",

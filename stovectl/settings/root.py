@@ -66,10 +66,10 @@ class Settings(BaseSettings):
                     f"{where}.device: names device {burner.device!r}, which does not "
                     f"exist (devices: {', '.join(sorted(devices))})"
                 )
-            if burner.channel > device.channels:
+            if burner.channel > device.channel_count:
                 raise ValueError(
                     f"{where}.channel: channel {burner.channel} of device {device.id!r}, "
-                    f"which has {device.channels} channel(s)"
+                    f"which has {device.channel_count} channel(s)"
                 )
             other = wired.setdefault((device.id, burner.channel), burner.id)
             if other != burner.id:

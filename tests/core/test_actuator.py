@@ -46,6 +46,9 @@ class FakeRelay:
         """Writes are acknowledged but switch nothing (a stuck relay)."""
         self.write_times: list[float] = []
         self.reads = 0
+        self.can_pulse = False
+        """Offer a device-side return, as a MiOT off-delay does."""
+        self.pulses: list[tuple[int, RelayState, float]] = []
 
     @property
     def id(self) -> str:
@@ -58,6 +61,13 @@ class FakeRelay:
     @property
     def poll_interval_seconds(self) -> float:
         return 1.0
+
+    def pulse_supported(self, channel: int, state: RelayState) -> bool:
+        return self.can_pulse
+
+    async def pulse(self, channel: int, state: RelayState, seconds: float) -> None:
+        self.pulses.append((channel, state, seconds))
+        await self.write(channel, state)
 
     async def start(self) -> None:
         return None
@@ -95,6 +105,7 @@ class RecordingListener:
         self.answers: list[tuple[str, BaseException | None]] = []
         self.seen: list[RelayState] = []
         self.settlements: list[tuple[RelayState, Result]] = []
+        self.pulsed_at: list[float | None] = []
         self.alarm_messages: list[str] = []
         self.recovery_messages: list[str] = []
         self._changed = asyncio.Event()
@@ -107,8 +118,11 @@ class RecordingListener:
         self.seen.append(state)
         self._changed.set()
 
-    def settled(self, burner: Burner, state: RelayState, result: Result) -> None:
+    def settled(
+        self, burner: Burner, state: RelayState, result: Result, pulsed_at: float | None
+    ) -> None:
         self.settlements.append((state, result))
+        self.pulsed_at.append(pulsed_at)
         self._changed.set()
 
     def alarm(self, burner: Burner, message: str) -> None:
@@ -408,5 +422,54 @@ def test_stop_fails_every_waiter(virtual: Run) -> None:
             assert outcome.result is Result.FAILED
             assert outcome.message == "the daemon is stopping"
             assert not actuator.busy
+
+    virtual(scenario())
+
+
+def test_a_shutoff_pulse_uses_the_device_timer_where_offered(virtual: Run) -> None:
+    """With pulse_seconds and a device that can pulse, the pulse is sent and reported."""
+    relay, listener = FakeRelay(), RecordingListener()
+    relay.can_pulse = True
+
+    async def scenario() -> None:
+        async with running(relay, listener) as actuator:
+            sent = now()
+            outcome = await actuator.request(ON, pulse_seconds=5.0)
+            assert outcome.result is Result.VERIFIED
+            assert relay.pulses == [(CHANNEL, ON, 5.0)]
+            assert listener.pulsed_at == [sent]
+
+    virtual(scenario())
+
+
+def test_without_device_pulses_a_pulse_request_is_a_plain_write(virtual: Run) -> None:
+    """A device that cannot pulse gets a plain explicit write, and no pulse is reported."""
+    relay, listener = FakeRelay(), RecordingListener()
+
+    async def scenario() -> None:
+        async with running(relay, listener) as actuator:
+            outcome = await actuator.request(ON, pulse_seconds=5.0)
+            assert outcome.result is Result.VERIFIED
+            assert relay.pulses == []
+            assert listener.pulsed_at == [None]
+
+    virtual(scenario())
+
+
+def test_a_lock_supersedes_a_pending_pulse_of_the_same_state(virtual: Run) -> None:
+    """A plain request for the state a pulse is driving to replaces the pulse (locks never pulse)."""
+    relay, listener = FakeRelay(), RecordingListener()
+    relay.can_pulse = True
+    relay.offline = True
+
+    async def scenario() -> None:
+        async with running(relay, listener) as actuator:
+            pulsed = actuator.request(ON, pulse_seconds=5.0)
+            await asyncio.sleep(0.5)
+            locked = actuator.request(ON)
+            assert (await pulsed).message.startswith("superseded")
+            relay.offline = False
+            assert (await locked).result is Result.VERIFIED
+            assert listener.pulsed_at == [None], "the lock's write was not a pulse"
 
     virtual(scenario())

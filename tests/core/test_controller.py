@@ -180,6 +180,108 @@ def test_a_locked_burner_cannot_be_lit(kitchen_run: Any) -> None:
     kitchen_run(scenario)
 
 
+def pulsing_config() -> dict[str, Any]:
+    """Two burners on a simulated device that has its own off-delay timer."""
+    config = kitchen_config()
+    config["devices"][0]["device_pulse"] = True
+    return config
+
+
+def test_a_shutoff_uses_the_device_timer_and_the_device_rearms(kitchen_run: Any) -> None:
+    """With a device-side pulse, the device re-arms by itself after cut_hold, seen by polling."""
+
+    async def scenario(k: Kitchen) -> None:
+        device = k.world.devices["sim"]
+        [outcome] = await k.controller.shutoff(["left"], "cli")
+        assert outcome.result is Result.VERIFIED
+        writes = device.writes
+        await k.elapse(CUT_HOLD - 0.1)
+        assert k.is_cut("left")
+        rearm = await k.wait_event(lambda e: e.kind is Kind.REARM, within=POLL + 0.5)
+        assert "device's own timer" in rearm.message
+        assert device.writes == writes, "the daemon wrote nothing to re-arm it"
+        assert k.mode("left") == "armed" and not k.is_cut("left")
+
+    kitchen_run(scenario, pulsing_config())
+
+
+def test_a_crash_mid_pulse_still_rearms(kitchen_run: Any) -> None:
+    """If the daemon dies during a device-side pulse, the device re-arms on its own."""
+
+    async def scenario(k: Kitchen) -> None:
+        await k.controller.shutoff(["left"], "cli")
+        await k.controller.close()  # the daemon is gone
+        await k.elapse(CUT_HOLD + 0.1)
+        assert not k.is_cut("left")
+        k.controller = k._new_controller()
+        await k.controller.start()
+        assert k.mode("left") == "armed"
+
+    kitchen_run(scenario, pulsing_config())
+
+
+def test_locks_never_use_the_device_timer(kitchen_run: Any) -> None:
+    """A lock after a pulsed shutoff ends the device's timer: the burner stays cut."""
+
+    async def scenario(k: Kitchen) -> None:
+        await k.controller.shutoff(["left"], "cli")
+        await k.controller.lock(["left"], "cli", "child")
+        await k.elapse(CUT_HOLD * 4)
+        assert k.is_cut("left") and k.mode("left") == "locked"
+        assert not k.find(Kind.TAMPER)
+
+    kitchen_run(scenario, pulsing_config())
+
+
+def test_the_daemon_rearms_when_the_device_timer_fails(kitchen_run: Any) -> None:
+    """If the device forgets its timer, the daemon re-arms itself soon after cut_hold."""
+
+    async def scenario(k: Kitchen) -> None:
+        device = k.world.devices["sim"]
+        await k.controller.shutoff(["left"], "cli")
+        device._cancel_return(1)  # a reboot of the relay loses its timer
+        start = k.now()
+        rearm = await k.wait_event(lambda e: e.kind is Kind.REARM, within=CUT_HOLD + POLL + 2)
+        assert "device's own timer" not in rearm.message
+        assert CUT_HOLD + POLL <= k.now() - start <= CUT_HOLD + POLL + 1.1
+        assert not k.is_cut("left")
+
+    kitchen_run(scenario, pulsing_config())
+
+
+def test_an_early_rearm_during_a_device_pulse_is_cut_again(kitchen_run: Any) -> None:
+    """Someone re-arming before the device's timer ends is not the device: cut again."""
+
+    async def scenario(k: Kitchen) -> None:
+        await k.controller.shutoff(["left"], "cli")
+        await k.elapse(1)
+        k.world.devices["sim"].switch_by_hand(1, RelayState.OFF)
+        await k.wait_event(lambda e: e.kind is Kind.TAMPER, within=POLL + 0.5)
+        await k.elapse(0.1)
+        assert k.is_cut("left")
+        assert k.mode("left") == "pulse"
+
+    kitchen_run(scenario, pulsing_config())
+
+
+def test_a_device_slower_than_its_pulse_still_verifies_a_cut(kitchen_run: Any) -> None:
+    """When a slow device ends its pulse before the read-back, a plain cut follows and verifies."""
+
+    async def scenario(k: Kitchen) -> None:
+        k.world.devices["sim"].set_fault("slow")  # 2 s a request, cut_hold 2 s
+        [outcome] = await k.controller.shutoff(["left"], "cli")
+        assert outcome.result is Result.VERIFIED
+        assert k.is_cut("left")
+        await k.wait_event(lambda e: e.kind is Kind.REARM, within=30)
+        assert not k.is_cut("left")
+
+    config = pulsing_config()
+    config["safety"] = {"alarm_after": "30s"}  # polls queue behind each slow request too
+    for burner in config["burners"]:
+        burner["cut_hold"] = "2s"
+    kitchen_run(scenario, config)
+
+
 # -- rule 5: remote may only make it safer --------------------------------------------------
 
 

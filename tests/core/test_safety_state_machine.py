@@ -52,6 +52,8 @@ class SafetyRules(RuleBasedStateMachine):
         )
         for burner in config["burners"]:
             burner["cut_hold"] = f"{CUT_HOLD}s"
+        # The front relay has its own off-delay timer, so shutoffs of left pulse there.
+        config["devices"][0]["device_pulse"] = True
         self.settings = settings_from_mapping(config)
         self.kitchen: Kitchen = self.runner.run(self._start())
         self.locks: dict[str, str] = {}
