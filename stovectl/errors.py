@@ -36,7 +36,15 @@ class DeviceError(StovectlError):
 
 
 class DeviceUnavailable(DeviceError):
-    """The device did not answer; whether it acted is unknown, so read it back."""
+    """The device did not answer; whether it acted is unknown, so read it back.
+
+    ``may_have_acted`` is False when the request surely never reached the device
+    (it did not even answer the handshake): reading back then is pointless.
+    """
+
+    def __init__(self, device: str, message: str, *, may_have_acted: bool = True) -> None:
+        super().__init__(device, message)
+        self.may_have_acted = may_have_acted
 
 
 class DeviceRefused(DeviceError):

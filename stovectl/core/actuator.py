@@ -25,6 +25,7 @@ from stovectl.errors import DeviceError
 log = logging.getLogger(__name__)
 
 FIRST_RETRY_SECONDS = 0.05
+QUICK_RETRIES = 3
 CALL_GUARD_SECONDS = 20.0
 """No adapter call may take longer than this, whatever its own timeouts say."""
 
@@ -73,6 +74,7 @@ class Actuator:
         self._pulse_seconds: float | None = None
         self._pulsed_at: float | None = None
         self._pulse_allowed = False
+        self._write_never_arrived = False
         self._tickets: list[_Ticket] = []
         self._alarmed = False
         self._wake = asyncio.Event()
@@ -142,7 +144,10 @@ class Actuator:
                 except Exception:
                     log.exception("burner %s: settling failed unexpectedly", self._burner.id)
                 continue
-            delay = min(FIRST_RETRY_SECONDS * 2 ** min(attempts, 10), self._retry_max)
+            # The first retries come quickly (a lost datagram is the usual cause), then
+            # back off towards retry_max for a device that is away.
+            exponent = max(0, attempts - QUICK_RETRIES)
+            delay = min(FIRST_RETRY_SECONDS * 2 ** min(exponent, 10), self._retry_max)
             attempts += 1
             try:
                 async with asyncio.timeout(delay):
@@ -168,6 +173,8 @@ class Actuator:
             acknowledged = await self._call_write(target)
         if not relay.capabilities.read_back:
             return Result.UNVERIFIED if acknowledged else None
+        if self._write_never_arrived:
+            return None  # the device is away: reading back would only cost another timeout
         states = await self._call_read()
         if states is None:
             return None
@@ -184,6 +191,7 @@ class Actuator:
         return None
 
     async def _call_write(self, target: RelayState, pulse: float | None = None) -> bool:
+        self._write_never_arrived = False
         try:
             async with asyncio.timeout(CALL_GUARD_SECONDS):
                 if pulse is None:
@@ -191,6 +199,7 @@ class Actuator:
                 else:
                     await self._relay.pulse(self._burner.channel, target, pulse)
         except (DeviceError, TimeoutError) as error:
+            self._write_never_arrived = not getattr(error, "may_have_acted", True)
             self._failed_call(error)
             return False
         except Exception as error:

@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS history (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_time ON history (time);
+CREATE TABLE IF NOT EXISTS request_ids (
+    device TEXT PRIMARY KEY,
+    last_id INTEGER NOT NULL
+);
 """
 
 
@@ -115,6 +119,18 @@ class Store:
     def countdowns(self) -> dict[str, StoredCountdown]:
         rows = self.db.execute("SELECT * FROM countdowns").fetchall()
         return {row[0]: StoredCountdown(*row) for row in rows}
+
+    def load_request_id(self, device: str) -> int | None:
+        """The last miIO request id used with ``device``, so a restart does not reuse it."""
+        row = self.db.execute(
+            "SELECT last_id FROM request_ids WHERE device = ?", (device,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def save_request_id(self, device: str, request_id: int) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO request_ids VALUES (?, ?)", (device, request_id)
+        )
 
     def record(self, event: Event) -> None:
         self.db.execute(

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from stovectl.control.server import ControlServer
@@ -21,7 +22,12 @@ from stovectl.core.controller import BurnerController
 from stovectl.core.events import Event, Kind, Result
 from stovectl.core.store import Store
 from stovectl.devices.base import Relay
-from stovectl.settings import DeviceSettings, Settings, SimulatedDeviceSettings
+from stovectl.settings import (
+    DeviceSettings,
+    MiioDeviceSettings,
+    Settings,
+    SimulatedDeviceSettings,
+)
 from stovectl.sim.world import SimulatedWorld
 
 log = logging.getLogger("stovectl")
@@ -29,13 +35,30 @@ log = logging.getLogger("stovectl")
 DATABASE_NAME = "stovectl.db"
 
 
-def _simulated(device: DeviceSettings, world: SimulatedWorld) -> Relay:
+@dataclass(frozen=True)
+class DeviceContext:
+    """What a relay factory may need besides its own settings."""
+
+    world: SimulatedWorld
+    store: Store
+
+
+def _simulated(device: DeviceSettings, context: DeviceContext) -> Relay:
     assert isinstance(device, SimulatedDeviceSettings)
-    return world.devices[device.id]
+    return context.world.devices[device.id]
 
 
-RELAY_FACTORIES: Mapping[str, Callable[[DeviceSettings, SimulatedWorld], Relay]] = {
+def _miio(device: DeviceSettings, context: DeviceContext) -> Relay:
+    assert isinstance(device, MiioDeviceSettings)
+    # Imported here: python-miio costs ~200 ms and ~48 MB, only for those who use it.
+    from stovectl.devices.miio import MiioRelay  # noqa: PLC0415
+
+    return MiioRelay(device, context.store)
+
+
+RELAY_FACTORIES: Mapping[str, Callable[[DeviceSettings, DeviceContext], Relay]] = {
     "simulated": _simulated,
+    "miio": _miio,
 }
 
 
@@ -60,8 +83,9 @@ class Daemon:
         self.socket_path = socket_path
         self.store = Store(state_dir / DATABASE_NAME)
         self.world = SimulatedWorld(settings)
+        context = DeviceContext(self.world, self.store)
         self.relays: dict[str, Relay] = {
-            device.id: RELAY_FACTORIES[device.kind](device, self.world)
+            device.id: RELAY_FACTORIES[device.kind](device, context)
             for device in settings.devices
         }
         self.controller = BurnerController(settings, self.relays, self.store)

@@ -28,6 +28,8 @@ def setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # python-miio logs every lost datagram as an error; the driver reports what matters.
+    logging.getLogger("miio").setLevel(logging.DEBUG if level == "debug" else logging.CRITICAL)
 
 
 def run_daemon(

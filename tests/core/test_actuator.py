@@ -46,6 +46,8 @@ class FakeRelay:
         """Writes are acknowledged but switch nothing (a stuck relay)."""
         self.write_times: list[float] = []
         self.reads = 0
+        self.unreachable = False
+        """Writes fail in a way that proves they never reached the device."""
         self.can_pulse = False
         """Offer a device-side return, as a MiOT off-delay does."""
         self.pulses: list[tuple[int, RelayState, float]] = []
@@ -84,6 +86,8 @@ class FakeRelay:
         if self.foreign_failures:
             self.foreign_failures -= 1
             raise ValueError("unexpected payload from the device library")
+        if self.unreachable:
+            raise DeviceUnavailable(self.id, "no answer to hello", may_have_acted=False)
         if self.offline or self.fail_writes:
             self.fail_writes = max(0, self.fail_writes - 1)
             raise DeviceUnavailable(self.id, "no answer")
@@ -205,7 +209,7 @@ def test_explicit_state_is_written_even_when_already_held(virtual: Run) -> None:
 def test_failed_writes_are_retried_with_growing_capped_backoff(virtual: Run) -> None:
     """Failed writes are retried at growing intervals capped at retry_max, then verified."""
     relay, listener = FakeRelay(), RecordingListener()
-    relay.fail_writes = 7
+    relay.fail_writes = 10
 
     async def scenario() -> None:
         async with running(relay, listener) as actuator:
@@ -214,16 +218,17 @@ def test_failed_writes_are_retried_with_growing_capped_backoff(virtual: Run) -> 
 
             assert outcome.result is Result.VERIFIED
             assert now() - start < ALARM_AFTER
-            assert len(relay.write_times) == 8
+            assert len(relay.write_times) == 11
             intervals = [b - a for a, b in itertools.pairwise(relay.write_times)]
             assert intervals[0] == pytest.approx(FIRST_RETRY_SECONDS)
             assert intervals[0] < RETRY_MAX
             for shorter, longer in itertools.pairwise(intervals):
-                assert longer > shorter or longer == pytest.approx(RETRY_MAX)
+                assert longer >= shorter - 1e-9, "backoff never shrinks"
+            assert intervals[-1] > intervals[0], "backoff grows"
             assert max(intervals) == pytest.approx(RETRY_MAX)
             assert intervals[-1] == pytest.approx(RETRY_MAX)
             failures = [error for _, error in listener.answers if error is not None]
-            assert len(failures) == 7
+            assert len(failures) == 10
             assert all(isinstance(error, DeviceUnavailable) for error in failures)
             assert listener.alarm_messages == []
 
@@ -471,5 +476,23 @@ def test_a_lock_supersedes_a_pending_pulse_of_the_same_state(virtual: Run) -> No
             relay.offline = False
             assert (await locked).result is Result.VERIFIED
             assert listener.pulsed_at == [None], "the lock's write was not a pulse"
+
+    virtual(scenario())
+
+
+def test_no_read_back_after_a_write_that_never_left(virtual: Run) -> None:
+    """When a write surely never reached the device, the attempt skips the read-back."""
+    relay, listener = FakeRelay(), RecordingListener()
+    relay.unreachable = True
+
+    async def scenario() -> None:
+        async with running(relay, listener) as actuator:
+            pending = actuator.request(ON)
+            await asyncio.sleep(1)
+            assert len(relay.write_times) > 1
+            assert relay.reads == 0
+            relay.unreachable = False
+            assert (await pending).result is Result.VERIFIED
+            assert relay.reads == 1
 
     virtual(scenario())

@@ -133,8 +133,11 @@ class SafetyRules(RuleBasedStateMachine):
                     f"{outcome.burner} reported verified but the relay was {state}"
                 )
             superseded = outcome.message.startswith("superseded")  # a countdown cut in
-            if fault in ("none", "slow") and not superseded:
+            if fault == "none" and not superseded:
                 assert outcome.result is Result.VERIFIED, (outcome, fault)
+            if outcome.result is Result.FAILED and not superseded:
+                # Rule 3: a slow device may miss alarm_after, but never quietly.
+                assert self.kitchen.find(Kind.ALARM, outcome.burner), outcome
             if fault == "offline":
                 assert outcome.result is Result.FAILED, outcome
 

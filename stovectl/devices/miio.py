@@ -1,0 +1,286 @@
+"""A Mi Home relay on the LAN, driven through python-miio, with its sharp edges absorbed.
+
+python-miio 0.5.12 is blocking, not thread-safe, waits a fixed 5 s for a
+handshake, does not check MiOT per-item codes, and lets socket errors escape
+unwrapped (PROTOCOLS.md). So each device gets one serial lane (a thread of its
+own, so a dead device delays only its own burners), a handshake bounded by
+``handshake_timeout``, request ids that continue from the last ones used (a
+device silently drops ids it saw recently), only explicit states on the wire,
+every per-item code checked, and every foreign exception translated here and
+nowhere else: DeviceRefused when the device answered no, DeviceUnavailable
+when the outcome is unknown (the controller then reads back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from miio.exceptions import DeviceError as MiioDeviceError
+from miio.exceptions import DeviceException
+from miio.miioprotocol import MiIOProtocol
+from miio.protocol import Message
+
+from stovectl.devices.base import Capabilities, RelayState
+from stovectl.devices.miio_models import MiotChannel
+from stovectl.errors import DeviceRefused, DeviceUnavailable
+from stovectl.settings import MiioDeviceSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+HELLO = bytes.fromhex("21310020" + "ff" * 28)
+PORT = 54321
+MAX_ID = 9999
+ID_SKIP = 200
+"""Ids skipped on start beyond the last one saved, past any used since the save."""
+ID_SAVE_EVERY = 50
+CODES = {
+    -4001: "not readable", -4002: "not writable", -4003: "no such property",
+    -4004: "internal error", -4005: "bad value", -4006: "bad parameter",
+}
+OFF_DELAY_DISABLED = -1
+OFF_DELAY_MAX_SECONDS = 43200
+
+
+class RequestIds(Protocol):
+    """Where the last request id of each device is kept across restarts."""
+
+    def load_request_id(self, device: str) -> int | None: ...
+
+    def save_request_id(self, device: str, request_id: int) -> None: ...
+
+
+class _Protocol(MiIOProtocol):
+    """python-miio's protocol with a handshake that waits ``handshake_timeout``, not 5 s.
+
+    Its own handshake also leaves its socket open; this one closes it.
+    """
+
+    def __init__(self, ip: str, token: str, start_id: int, timeout: float, hello: float) -> None:
+        super().__init__(ip, token, start_id, 0, True, timeout)  # type: ignore[arg-type]  # a float timeout works; the hint says int
+        self._hello_timeout = hello
+
+    def send_handshake(self, *, retry_count: int = 0) -> Any:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(self._hello_timeout)
+            for _ in range(3):  # as python-miio does: hellos are cheap, answers get lost
+                sock.sendto(HELLO, (self.ip, PORT))
+            try:
+                data, _address = sock.recvfrom(1024)
+            except TimeoutError:
+                raise DeviceException(
+                    f"no answer to hello within {self._hello_timeout:g}s"
+                ) from None
+        reply = Message.parse(data)
+        header = reply.header.value
+        self._device_id = header.device_id
+        self._device_ts = header.ts
+        self._discovered = True
+        return reply
+
+    def exchange(self, method: str, params: Any) -> Any:
+        """One request, no hidden retries: the controller retries, with backoff.
+
+        A failed handshake raises _NotSent (the request never left); after a lost
+        reply the next request handshakes again, as the device may have restarted.
+        """
+        if not self._discovered:
+            try:
+                self.send_handshake()
+            except DeviceException as error:
+                raise _NotSent(str(error)) from None
+        try:
+            return self.send(method, params, 0)
+        except DeviceException:
+            self._discovered = False
+            raise
+
+
+class _NotSent(Exception):
+    """The device did not answer the handshake, so the request was never sent."""
+
+
+class MiioRelay:
+    """A relay device speaking miIO; MiOT properties or legacy ``set_power``."""
+
+    def __init__(self, settings: MiioDeviceSettings, ids: RequestIds | None = None) -> None:
+        self._settings = settings
+        self._mapping = settings.mapping
+        self._ids = ids
+        self._lane: ThreadPoolExecutor | None = None
+        self._protocol: _Protocol | None = None
+        self._saved_id = 0
+
+    @property
+    def id(self) -> str:
+        return self._settings.id
+
+    @property
+    def capabilities(self) -> Capabilities:
+        pulse = self._settings.device_pulse and any(
+            c.off_delay_piid is not None for c in self._mapping.channels
+        )
+        return Capabilities(read_back=self._settings.verify, device_pulse=pulse)
+
+    @property
+    def poll_interval_seconds(self) -> float:
+        return self._settings.poll_interval.total_seconds()
+
+    def pulse_supported(self, channel: int, state: RelayState) -> bool:
+        # An off-delay only ever switches a channel off: it pulses ON, never OFF.
+        return (
+            self.capabilities.device_pulse and state is RelayState.ON
+            and self._channel(channel).off_delay_piid is not None
+        )
+
+    async def start(self) -> None:
+        saved = self._ids.load_request_id(self.id) if self._ids else None
+        # Continue past the ids the device may still remember, or start anywhere.
+        start_id = (saved + ID_SKIP) % MAX_ID if saved else random.randint(1, MAX_ID - ID_SKIP)  # noqa: S311  # not cryptographic
+        self._saved_id = start_id
+        token = self._settings.token
+        assert token is not None  # resolved at load
+        self._protocol = _Protocol(
+            self._settings.host, token.get_secret_value(), start_id,
+            self._settings.timeout.total_seconds(),
+            self._settings.handshake_timeout.total_seconds(),
+        )
+        self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"miio-{self.id}")
+
+    async def close(self) -> None:
+        if self._lane is not None:
+            self._lane.shutdown(wait=False, cancel_futures=True)
+            self._lane = None
+        self._save_id(force=True)
+
+    async def write(self, channel: int, state: RelayState) -> None:
+        mapping = self._channel(channel)
+        if self._mapping.protocol == "legacy":
+            self._expect_ok(await self._send("set_power", [state.value]), "set_power")
+            return
+        items = []
+        if mapping.off_delay_piid is not None and state is RelayState.ON:
+            # A plain on must never switch itself off later (a lock is a plain on).
+            items.append(self._item(mapping, mapping.off_delay_piid, OFF_DELAY_DISABLED))
+        items.append(self._item(mapping, mapping.piid, state is RelayState.ON))
+        self._check_codes(await self._send("set_properties", items), len(items))
+
+    async def pulse(self, channel: int, state: RelayState, seconds: float) -> None:
+        """Switch ON and let the device switch OFF by itself after ``seconds``."""
+        mapping = self._channel(channel)
+        if not self.pulse_supported(channel, state) or mapping.off_delay_piid is None:
+            raise DeviceRefused(self.id, f"channel {channel} cannot pulse {state}")
+        delay = min(OFF_DELAY_MAX_SECONDS, max(1, math.ceil(seconds)))
+        items = [
+            self._item(mapping, mapping.off_delay_piid, delay),
+            self._item(mapping, mapping.piid, True),
+        ]
+        self._check_codes(await self._send("set_properties", items), len(items))
+
+    async def read(self) -> dict[int, RelayState]:
+        if self._mapping.protocol == "legacy":
+            reply = await self._send("get_prop", ["power"])
+            if not (isinstance(reply, list) and reply and reply[0] in ("on", "off")):
+                raise DeviceRefused(self.id, f"get_prop power answered {reply!r}")
+            return {1: RelayState(reply[0])}
+        items = [
+            {"did": f"ch{n}", "siid": c.siid, "piid": c.piid}
+            for n, c in enumerate(self._mapping.channels, start=1)
+        ]
+        reply = await self._send("get_properties", items)
+        self._check_codes(reply, len(items))
+        states = {}
+        for n, item in enumerate(reply, start=1):
+            value = item.get("value")
+            if not isinstance(value, bool):
+                raise DeviceRefused(self.id, f"channel {n} reads {value!r}, not true/false")
+            states[n] = RelayState.ON if value else RelayState.OFF
+        return states
+
+    async def send(self, method: str, params: Any) -> Any:
+        """One raw request in this device's lane (doctor, voice triggers, speakers)."""
+        return await self._send(method, params)
+
+    # -- the lane ---------------------------------------------------------------------
+
+    async def _send(self, method: str, params: Any) -> Any:
+        protocol = self._protocol
+        if protocol is None or self._lane is None:
+            raise DeviceUnavailable(self.id, "not started")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._lane, lambda: self._translate(lambda: protocol.exchange(method, params))
+            )
+        finally:
+            self._save_id()
+
+    def _translate(self, call: Callable[[], T]) -> T:
+        """Run a python-miio call, turning whatever it raises into our tree (STYLE 4)."""
+        try:
+            return call()
+        except _NotSent as error:
+            raise DeviceUnavailable(self.id, f"no answer ({error})", may_have_acted=False) from None
+        except MiioDeviceError as error:
+            detail = error.args[0] if error.args else error
+            raise DeviceRefused(self.id, f"answered with an error: {detail}") from None
+        except DeviceException as error:
+            cause = error.__cause__
+            if cause is not None and "Checksum" in type(cause).__name__:
+                raise DeviceUnavailable(
+                    self.id, "reply checksum does not match: is the token right?"
+                ) from None
+            raise DeviceUnavailable(self.id, f"no answer ({error})") from None
+        except OSError as error:
+            raise DeviceUnavailable(self.id, f"network error: {error}") from None
+        except Exception as error:
+            # A stray datagram can make python-miio raise TypeError and the like: the
+            # outcome is unknown, which the controller settles by reading back.
+            raise DeviceUnavailable(
+                self.id, f"outcome unknown ({type(error).__name__}: {error})"
+            ) from None
+
+    def _save_id(self, *, force: bool = False) -> None:
+        if self._ids is None or self._protocol is None:
+            return
+        current = int(self._protocol.raw_id)
+        if force or abs(current - self._saved_id) >= ID_SAVE_EVERY:
+            self._ids.save_request_id(self.id, current)
+            self._saved_id = current
+
+    # -- payloads ---------------------------------------------------------------------
+
+    def _channel(self, channel: int) -> MiotChannel:
+        if not 1 <= channel <= len(self._mapping.channels):
+            raise DeviceRefused(self.id, f"has no channel {channel}")
+        return self._mapping.channels[channel - 1]
+
+    @staticmethod
+    def _item(mapping: MiotChannel, piid: int, value: bool | int) -> dict[str, Any]:
+        return {"did": f"{mapping.siid}-{piid}", "siid": mapping.siid, "piid": piid,
+                "value": value}
+
+    def _check_codes(self, reply: Any, expected: int) -> None:
+        """python-miio does not check MiOT per-item codes; a refused item is a failure."""
+        if not isinstance(reply, list) or len(reply) != expected:
+            raise DeviceRefused(self.id, f"unexpected reply {reply!r}")
+        for item in reply:
+            code = item.get("code") if isinstance(item, dict) else None
+            if code not in (0, 1):
+                meaning = CODES.get(code, "unknown code") if isinstance(code, int) else "no code"
+                raise DeviceRefused(
+                    self.id,
+                    f"refused siid {item.get('siid')} piid {item.get('piid')}: "
+                    f"code {code} ({meaning})" if isinstance(item, dict) else f"bad item {item!r}",
+                )
+
+    def _expect_ok(self, reply: Any, method: str) -> None:
+        if reply != ["ok"]:
+            raise DeviceRefused(self.id, f"{method} answered {reply!r}")
