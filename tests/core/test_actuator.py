@@ -462,7 +462,7 @@ def test_without_device_pulses_a_pulse_request_is_a_plain_write(virtual: Run) ->
 
 
 def test_a_lock_supersedes_a_pending_pulse_of_the_same_state(virtual: Run) -> None:
-    """A plain request for the state a pulse is driving to replaces the pulse (locks never pulse)."""
+    """A plain request for the state a pulse drives to replaces the pulse (locks never pulse)."""
     relay, listener = FakeRelay(), RecordingListener()
     relay.can_pulse = True
     relay.offline = True
