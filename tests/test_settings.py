@@ -590,3 +590,30 @@ def test_any_name_round_trips_through_to_toml(name: str) -> None:
     """Whatever characters a stove's name holds, to_toml writes TOML that reads back to it."""
     settings = settings_from_mapping(kitchen_config(stove={"name": name}))
     assert tomllib.loads(to_toml(redacted(settings)))["stove"]["name"] == name
+
+
+@pytest.mark.parametrize(
+    ("trigger", "problem"),
+    [
+        ({"device": "nope", "channel": 3, "action": "off"}, "voice[0].device"),
+        ({"device": "sim", "channel": 9, "action": "off"}, "voice[0].channel"),
+        ({"device": "sim", "channel": 1, "action": "off"}, "not a spare button"),
+        ({"device": "sim", "channel": 3, "action": "timer nope 5m"}, "no burner 'nope'"),
+        ({"device": "sim", "channel": 3, "action": "boil left"}, "is not an action"),
+        ({"device": "sim", "channel": 3, "action": "timer left"}, "timer BURNER DURATION"),
+        ({"device": "sim", "channel": 3, "action": "timer left 2x"}, "not a duration"),
+    ],
+)
+def test_voice_buttons_are_checked_at_load(trigger: dict[str, Any], problem: str) -> None:
+    """A voice button naming a missing device, a wired channel or a bad action fails at load."""
+    config = kitchen_config(voice=[trigger])
+    config["devices"][0]["channels"] = 3
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        settings_from_mapping(config, source="f.toml")
+
+
+def test_a_good_voice_button_loads() -> None:
+    """A spare channel bound to a timer loads, with the action kept as written."""
+    config = kitchen_config(voice=[{"device": "sim", "channel": 3, "action": "timer left 10m"}])
+    config["devices"][0]["channels"] = 3
+    assert settings_from_mapping(config).voice[0].action == "timer left 10m"

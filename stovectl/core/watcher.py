@@ -35,14 +35,17 @@ class WatchListener(Protocol):
 
     def observe(self, burner_id: str, state: RelayState) -> None: ...
 
+    def button_seen(self, device: str, channel: int, state: RelayState) -> None: ...
+
 
 async def watch(
     relay: Relay,
     burners: Sequence[Burner],
     lane_of: Callable[[str], Lane],
     listener: WatchListener,
+    buttons: Sequence[int] = (),
 ) -> None:
-    """Poll ``relay`` for ever; cancel the task to stop."""
+    """Poll ``relay`` for ever; cancel the task to stop. ``buttons``: voice channels."""
     interval = relay.poll_interval_seconds
     while True:
         await asyncio.sleep(interval)
@@ -66,3 +69,6 @@ async def watch(
             if state is None or lane.busy or lane.write_seq != before[burner.id]:
                 continue
             listener.observe(burner.id, state)
+        for channel in buttons:
+            if (state := states.get(channel)) is not None:
+                listener.button_seen(relay.id, channel, state)

@@ -8,6 +8,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from stovectl.core.voice import parse_voice_action
 from stovectl.settings.devices import DeviceSettings
 from stovectl.settings.sections import (
     BurnerSettings,
@@ -16,6 +17,7 @@ from stovectl.settings.sections import (
     SafetySettings,
     StoveSettings,
 )
+from stovectl.settings.voice import VoiceTriggerSettings
 
 
 class Settings(BaseSettings):
@@ -38,6 +40,9 @@ class Settings(BaseSettings):
     )
     daemon: DaemonSettings = Field(
         default_factory=DaemonSettings, description="Where the daemon listens, stores and logs."
+    )
+    voice: list[VoiceTriggerSettings] = Field(
+        default_factory=list, description="Spare relay channels that act as voice buttons."
     )
 
     @classmethod
@@ -77,6 +82,7 @@ class Settings(BaseSettings):
                     f"{where}.channel: burner {other!r} is wired to channel "
                     f"{burner.channel} of device {device.id!r} already"
                 )
+        _check_voice(self.voice, devices, wired, {burner.id for burner in self.burners})
         return self
 
     def burner(self, burner_id: str) -> BurnerSettings:
@@ -84,6 +90,31 @@ class Settings(BaseSettings):
 
     def device(self, device_id: str) -> DeviceSettings:
         return next(device for device in self.devices if device.id == device_id)
+
+
+def _check_voice(
+    triggers: list[VoiceTriggerSettings],
+    devices: dict[str, DeviceSettings],
+    wired: dict[tuple[str, int], str],
+    burners: set[str],
+) -> None:
+    for index, trigger in enumerate(triggers):
+        where = f"voice[{index}]"
+        device = devices.get(trigger.device)
+        if device is None:
+            raise ValueError(f"{where}.device: no device {trigger.device!r}")
+        if trigger.channel > device.channel_count:
+            raise ValueError(
+                f"{where}.channel: device {device.id!r} has {device.channel_count} channel(s)"
+            )
+        if (device.id, trigger.channel) in wired:
+            raise ValueError(
+                f"{where}.channel: channel {trigger.channel} of {device.id!r} is burner "
+                f"{wired[device.id, trigger.channel]!r}'s loop, not a spare button"
+            )
+        for name in parse_voice_action(trigger.action).burners:
+            if name != "all" and name not in burners:
+                raise ValueError(f"{where}.action: no burner {name!r}")
 
 
 def _no_duplicates(what: str, ids: list[str]) -> None:

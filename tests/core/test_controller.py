@@ -473,6 +473,63 @@ def test_tampering_with_a_locked_burner_is_cut_again_with_an_alarm(kitchen_run: 
     kitchen_run(scenario)
 
 
+def voice_config(action: str) -> dict[str, Any]:
+    """Channel 3 of the simulated relay is a spare: a voice button running ``action``."""
+    config = kitchen_config(voice=[{"device": "sim", "channel": 3, "action": action,
+                                    "phrase": "小爱同学，左灶十分钟后关火"}])
+    config["devices"][0]["channels"] = 3
+    return config
+
+
+def test_a_voice_button_starts_a_countdown_and_is_released(kitchen_run: Any) -> None:
+    """A spare channel switched on by a scene starts the countdown (source voice) and goes off."""
+
+    async def scenario(k: Kitchen) -> None:
+        device = k.world.devices["sim"]
+        device.switch_by_hand(3, RelayState.ON)  # the Mi Home scene Xiaoai runs
+        event = await k.wait_event(lambda e: e.kind is Kind.COUNTDOWN_SET, within=2 * POLL)
+        assert event.source == "voice" and event.burner == "left"
+        assert event.actor == "小爱同学，左灶十分钟后关火"
+        assert k.row("left")["countdown"]["remaining"] == pytest.approx(600, abs=POLL + 0.1)
+        await k.elapse(0.1)
+        assert device.state(3) is RelayState.OFF, "the button was switched off again"
+        device.switch_by_hand(3, RelayState.ON)  # said again: heard again
+        again = await k.wait_event(
+            lambda e: e.source == "voice" and e.kind is Kind.REFUSED, within=2 * POLL
+        )
+        assert again.reason == "would_extend", "a later deadline from voice would extend it"
+
+    kitchen_run(scenario, voice_config("timer left 10m"))
+
+
+def test_a_voice_button_may_not_relax(kitchen_run: Any) -> None:
+    """A voice button bound to cancel is refused by rule 5, recorded, and still released."""
+
+    async def scenario(k: Kitchen) -> None:
+        k.controller.set_countdown(["left"], 600, "cli")
+        k.world.devices["sim"].switch_by_hand(3, RelayState.ON)
+        refused = await k.wait_event(lambda e: e.kind is Kind.REFUSED, within=2 * POLL)
+        assert refused.source == "voice" and refused.reason == "remote_relax_disabled"
+        assert k.row("left")["countdown"] is not None
+        await k.elapse(0.1)
+        assert k.world.devices["sim"].state(3) is RelayState.OFF
+
+    kitchen_run(scenario, voice_config("cancel left"))
+
+
+def test_a_voice_off_cuts_every_burner(kitchen_run: Any) -> None:
+    """A button bound to off cuts all burners with source voice."""
+
+    async def scenario(k: Kitchen) -> None:
+        k.world.devices["sim"].switch_by_hand(3, RelayState.ON)
+        await k.wait_event(lambda e: e.kind is Kind.SHUTOFF and e.burner == "right",
+                           within=2 * POLL)
+        assert k.is_cut("left") and k.is_cut("right")
+        assert {e.source for e in k.find(Kind.SHUTOFF)} == {"voice"}
+
+    kitchen_run(scenario, voice_config("off"))
+
+
 # -- rule 9: deadlines are ours --------------------------------------------------------------
 
 
