@@ -21,11 +21,11 @@ from stovectl.core.deadlines import Clock, Deadlines, SystemClock
 from stovectl.core.events import Event, EventBus, Kind, Outcome, Result
 from stovectl.core.policy import Relaxing, RemotePolicy, check_relaxing
 from stovectl.core.store import Store, StoredCountdown, StoredIntent
-from stovectl.core.voice import parse_voice_action
+from stovectl.core.voice import VoiceButtons
 from stovectl.core.watcher import watch
 from stovectl.devices.base import Relay, RelayState
 from stovectl.durations import format_duration
-from stovectl.errors import CommandRefused, DeviceError, DeviceRefused
+from stovectl.errors import CommandRefused, DeviceRefused
 from stovectl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,6 @@ COUNTDOWN = "countdown"
 DEVICE_REARM_GRACE = 1.0
 """Seconds past a device's own re-arm (plus a poll interval) before we re-arm it ourselves."""
 DEVICE_CLOCK_TOLERANCE = 0.25
-BUTTON_RELEASE_TRIES = 5
-BUTTON_RELEASE_PAUSE = 0.5
 """A device timer may end this much before ours; earlier is someone else re-arming."""
 
 
@@ -62,8 +60,7 @@ class BurnerController:
         self._countdown_sources: dict[str, str] = {}
         self._device_online: dict[str, bool | None] = dict.fromkeys(relays)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._buttons = {(t.device, t.channel): t for t in settings.voice}
-        self._button_states: dict[tuple[str, int], RelayState] = {}
+        self.buttons = VoiceButtons(settings.voice, relays, self)
         self._policy = RemotePolicy(
             allow_relax=settings.remote.allow_relax,
             pin=settings.remote.pin.get_secret_value() if settings.remote.pin else None,
@@ -94,14 +91,16 @@ class BurnerController:
         self._emit(Kind.STARTUP, "startup", message=self._summary())
         for relay in self._relays.values():
             burners = [b for b in self._burners.values() if b.device == relay.id]
-            buttons = [channel for device, channel in self._buttons if device == relay.id]
-            self._spawn(watch(relay, burners, self._actuators.__getitem__, self, buttons),
-                        f"watch-{relay.id}")
+            self._spawn(
+                watch(relay, burners, self._actuators.__getitem__, self, self.buttons),
+                f"watch-{relay.id}",
+            )
         await asyncio.gather(*waiters)
         for burner_id in overdue:
             self._countdown_fired(burner_id, "startup")
 
     async def close(self) -> None:
+        await self.buttons.close()
         self._deadlines.cancel_all()
         for actuator in self._actuators.values():
             actuator.stop()
@@ -486,48 +485,6 @@ class BurnerController:
                        message=f"{burner.id} was re-armed by someone else during its hold; "
                        "cutting it again")
         actuator.request(burner.cut_relay)
-
-    def button_seen(self, device: str, channel: int, state: RelayState) -> None:
-        """A voice button's channel as polled: act when it turns on (edge, not level)."""
-        key = (device, channel)
-        before = self._button_states.get(key)
-        self._button_states[key] = state
-        if state is RelayState.ON and before is not RelayState.ON:
-            self._spawn(self._press(key), f"voice-{device}-{channel}")
-
-    async def _press(self, key: tuple[str, int]) -> None:
-        trigger = self._buttons[key]
-        action = parse_voice_action(trigger.action)
-        actor = trigger.phrase or f"button {trigger.device}/{trigger.channel}"
-        log.info("voice button %s/%s: %s", trigger.device, trigger.channel, action)
-        try:
-            if action.verb == "off":
-                await self.shutoff(action.burners, "voice", actor)
-            elif action.verb == "lock":
-                await self.lock(action.burners, "voice", "voice", actor)
-            elif action.verb == "timer" and action.seconds is not None:
-                self.set_countdown(action.burners, action.seconds, "voice", actor)
-            elif action.verb == "cancel":
-                self.cancel_countdown(action.burners, "voice", actor)
-        except CommandRefused:
-            pass  # recorded as a refused event where it was refused
-        finally:
-            await self._release(trigger.device, trigger.channel)
-
-    async def _release(self, device: str, channel: int) -> None:
-        """Switch a voice button off again, so the phrase works next time."""
-        relay = self._relays[device]
-        for _ in range(BUTTON_RELEASE_TRIES):
-            try:
-                await relay.write(channel, RelayState.OFF)
-            except DeviceError as error:
-                log.debug("voice button %s/%s: release failed: %s", device, channel, error)
-                await asyncio.sleep(BUTTON_RELEASE_PAUSE)
-                continue
-            self._button_states[device, channel] = RelayState.OFF  # ready for the next press
-            return
-        log.warning("voice button %s/%s could not be switched off; switch it off in Mi Home "
-                    "so the phrase works again", device, channel)
 
     def _device_rearmed(self, burner: Burner) -> None:
         """The device ended a shutoff's pulse by itself, as it was told to."""

@@ -35,6 +35,10 @@ class WatchListener(Protocol):
 
     def observe(self, burner_id: str, state: RelayState) -> None: ...
 
+
+class Buttons(Protocol):
+    def channels_of(self, device: str) -> list[int]: ...
+
     def button_seen(self, device: str, channel: int, state: RelayState) -> None: ...
 
 
@@ -43,9 +47,10 @@ async def watch(
     burners: Sequence[Burner],
     lane_of: Callable[[str], Lane],
     listener: WatchListener,
-    buttons: Sequence[int] = (),
+    buttons: Buttons | None = None,
 ) -> None:
-    """Poll ``relay`` for ever; cancel the task to stop. ``buttons``: voice channels."""
+    """Poll ``relay`` for ever; cancel the task to stop."""
+    button_channels = buttons.channels_of(relay.id) if buttons else []
     interval = relay.poll_interval_seconds
     while True:
         await asyncio.sleep(interval)
@@ -69,6 +74,6 @@ async def watch(
             if state is None or lane.busy or lane.write_seq != before[burner.id]:
                 continue
             listener.observe(burner.id, state)
-        for channel in buttons:
-            if (state := states.get(channel)) is not None:
-                listener.button_seen(relay.id, channel, state)
+        for channel in button_channels:
+            if buttons and (state := states.get(channel)) is not None:
+                buttons.button_seen(relay.id, channel, state)
