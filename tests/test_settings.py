@@ -23,6 +23,7 @@ from stovectl.settings import (
     redacted,
     settings_from_mapping,
     to_toml,
+    unknown_environment,
 )
 from tests.support.kitchen import kitchen_config
 
@@ -522,7 +523,7 @@ def test_environment_duration_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("STOVECTL_SAFETY__ALARM_AFTER", "3s")
     settings = settings_from_mapping(kitchen_config(safety={"alarm_after": "20s"}))
     assert settings.safety.alarm_after == timedelta(seconds=3)
-    assert settings.safety.retry_max_interval == timedelta(seconds=2)
+    assert settings.safety.retry_max_interval == timedelta(seconds=1)
 
 
 def test_misspelt_environment_variable_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -617,3 +618,11 @@ def test_a_good_voice_button_loads() -> None:
     config = kitchen_config(voice=[{"device": "sim", "channel": 3, "action": "timer left 10m"}])
     config["devices"][0]["channels"] = 3
     assert settings_from_mapping(config).voice[0].action == "timer left 10m"
+
+
+def test_environment_may_name_an_optional_section() -> None:
+    """STOVECTL_SPEAKER__LANGUAGE names a setting, though [speaker] is optional."""
+    assert unknown_environment({"STOVECTL_SPEAKER__LANGUAGE": "en"}) == []
+    assert unknown_environment({"STOVECTL_SPEAKER__LANGAUGE": "en"}) == [
+        "STOVECTL_SPEAKER__LANGAUGE"
+    ]

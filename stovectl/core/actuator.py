@@ -113,6 +113,11 @@ class Actuator:
         self._wake.set()
         return future
 
+    def retry_now(self) -> None:
+        """End a retry's backoff early: the device was just seen answering again."""
+        if self._target is not None:
+            self._wake.set()
+
     def stop(self) -> None:
         self._resolve_all(Result.FAILED, "the daemon is stopping")
         self._target = None
@@ -185,9 +190,11 @@ class Actuator:
         self._listener.relay_seen(burner, seen)
         if seen is target:
             return Result.VERIFIED
-        self.last_error = (
+        wrong = (
             f"device {relay.id!r} channel {burner.channel} reads {seen} after being told {target}"
         )
+        # Keep why the write failed: a refusal (-4005) must not read like a stuck relay.
+        self.last_error = wrong if acknowledged else f"{self.last_error}; {wrong}"
         return None
 
     async def _call_write(self, target: RelayState, pulse: float | None = None) -> bool:

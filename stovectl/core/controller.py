@@ -18,7 +18,7 @@ from typing import Any
 from stovectl.core.actuator import Actuator
 from stovectl.core.burner import Burner, Mode, Seen
 from stovectl.core.deadlines import Clock, Deadlines, SystemClock
-from stovectl.core.events import Event, EventBus, Kind, Outcome, Result
+from stovectl.core.events import ALARM_CUT, ALARM_REARM, Event, EventBus, Kind, Outcome, Result
 from stovectl.core.policy import Relaxing, RemotePolicy, check_relaxing
 from stovectl.core.store import Store, StoredCountdown, StoredIntent
 from stovectl.core.voice import VoiceButtons
@@ -35,6 +35,9 @@ COUNTDOWN = "countdown"
 DEVICE_REARM_GRACE = 1.0
 """Seconds past a device's own re-arm (plus a poll interval) before we re-arm it ourselves."""
 DEVICE_CLOCK_TOLERANCE = 0.25
+OFFLINE_AFTER_UNANSWERED = 3
+"""Requests in a row without an answer before a device counts as offline."""
+
 """A device timer may end this much before ours; earlier is someone else re-arming."""
 
 
@@ -59,6 +62,7 @@ class BurnerController:
         self._actuators: dict[str, Actuator] = {}
         self._countdown_sources: dict[str, str] = {}
         self._device_online: dict[str, bool | None] = dict.fromkeys(relays)
+        self._unanswered: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.buttons = VoiceButtons(settings.voice, relays, self)
         self._policy = RemotePolicy(
@@ -412,6 +416,14 @@ class BurnerController:
     def device_answered(self, device: str, error: BaseException | None) -> None:
         # A refusal is an answer: the device is there, it just said no.
         online = error is None or isinstance(error, DeviceRefused)
+        if online:
+            self._unanswered[device] = 0
+        else:
+            # One lost datagram is not an outage: on a lossy network that would log
+            # and record an offline/online pair every few seconds.
+            self._unanswered[device] = self._unanswered.get(device, 0) + 1
+            if self._unanswered[device] < OFFLINE_AFTER_UNANSWERED:
+                return
         if self._device_online.get(device) is online:
             return
         was = self._device_online.get(device)
@@ -424,6 +436,11 @@ class BurnerController:
                 log.info("device %s is back online", device)
                 self._emit(Kind.DEVICE_ONLINE, "device", device=device,
                            message=f"device {device!r} answers again")
+                # A cut waiting out its retry backoff goes now, not up to retry_max later.
+                for burner in self._burners.values():
+                    actuator = self._actuators.get(burner.id)
+                    if burner.device == device and actuator is not None:
+                        actuator.retry_now()
         else:
             log.warning("device %s is offline: %s", device, error)
             self._emit(Kind.DEVICE_OFFLINE, "device", device=device,
@@ -451,7 +468,10 @@ class BurnerController:
 
     def alarm(self, burner: Burner, message: str) -> None:
         log.error("ALARM %s", message)
-        self._emit(Kind.ALARM, "controller", burner, result=Result.FAILED, message=message)
+        # The actuator drives towards the intent, so the intent says what failed.
+        failed = ALARM_CUT if burner.wants_cut else ALARM_REARM
+        self._emit(Kind.ALARM, "controller", burner, reason=failed, result=Result.FAILED,
+                   message=message)
 
     def recovered(self, burner: Burner, state: RelayState, message: str) -> None:
         log.warning("recovered: %s", message)

@@ -45,6 +45,11 @@ class Result(StrEnum):
     """Nothing had to reach a device (a countdown set, an unlock of an unlocked burner)."""
 
 
+ALARM_CUT = "cut"
+ALARM_REARM = "rearm"
+"""An alarm's reason: which of the two could not be verified."""
+
+
 @dataclass(frozen=True)
 class Event:
     kind: Kind

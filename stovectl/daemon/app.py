@@ -1,7 +1,8 @@
 """The one place that builds stovectl's object graph, starts it and stops it.
 
 Start order: claim the control socket (a second daemon stops here, before it
-touches a relay), store, relays, controller (reconciles intent with the
+touches a relay), store, relays, the announcer (so an alarm during
+reconciliation is said aloud), controller (reconciles intent with the
 relays), then answer on the socket — so no command is accepted before
 reconciliation (DESIGN §2 rule 6). Stop order is the reverse. SIGTERM and SIGINT stop it
 cleanly; every burner stays in its intended state, and pending re-arms and
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from stovectl.announce.announcer import Announcer
 from stovectl.control.server import ControlServer
 from stovectl.core.controller import BurnerController
 from stovectl.core.events import Event, Kind, Result
@@ -62,6 +64,17 @@ RELAY_FACTORIES: Mapping[str, Callable[[DeviceSettings, DeviceContext], Relay]] 
 }
 
 
+def build_announcer(settings: Settings, store: Store) -> Announcer | None:
+    """The announcer for the ``[speaker]`` section, or None when there is no speaker."""
+    if settings.speaker is None:
+        return None
+    # Imported here: the speaker speaks miIO, and python-miio is heavy (see _miio).
+    from stovectl.announce.xiaoai import XiaoaiSpeaker  # noqa: PLC0415
+
+    names = {burner.id: burner.name for burner in settings.burners}
+    return Announcer(settings.speaker, names, XiaoaiSpeaker(settings.speaker, store))
+
+
 def log_event(event: Event) -> None:
     """Log each event once, for the operator reading journald."""
     if event.kind in (Kind.ALARM, Kind.DEVICE_OFFLINE, Kind.RECOVERED, Kind.DEVICE_ONLINE):
@@ -90,6 +103,9 @@ class Daemon:
         }
         self.controller = BurnerController(settings, self.relays, self.store)
         self.controller.events.subscribe(log_event)
+        self.announcer = build_announcer(settings, self.store)
+        if self.announcer is not None:
+            self.controller.events.subscribe(self.announcer.hear)
         self.server = ControlServer(self.controller, socket_path)
         self._stopping = asyncio.Event()
 
@@ -98,6 +114,8 @@ class Daemon:
         self.store.open()
         for relay in self.relays.values():
             await relay.start()
+        if self.announcer is not None:
+            await self.announcer.start()
         await self.controller.start()
         await self.server.serve()
         log.info("listening on %s", self.socket_path)
@@ -106,6 +124,8 @@ class Daemon:
         """Stop in the reverse order of start; safe after a start that failed half-way."""
         await self.server.close()
         await self.controller.close()
+        if self.announcer is not None:
+            await self.announcer.close()
         for relay in self.relays.values():
             await relay.close()
         self.store.close()

@@ -2,10 +2,11 @@
 
 python-miio 0.5.12 is blocking, not thread-safe, waits a fixed 5 s for a
 handshake, does not check MiOT per-item codes, and lets socket errors escape
-unwrapped (PROTOCOLS.md). So each device gets one serial lane (a thread of its
-own, so a dead device delays only its own burners), a handshake bounded by
-``handshake_timeout``, request ids that continue from the last ones used (a
-device silently drops ids it saw recently), only explicit states on the wire,
+unwrapped (PROTOCOLS.md). So each device gets one serial lane (``MiioLane``,
+which the Xiaoai speaker uses too: a thread of its own, so a dead device
+delays only its own burners), a handshake bounded by ``handshake_timeout``,
+request ids that continue from the last ones used (a device silently drops
+ids it saw recently), only explicit states on the wire,
 every per-item code checked, and every foreign exception translated here and
 nowhere else: DeviceRefused when the device answered no, DeviceUnavailable
 when the outcome is unknown (the controller then reads back).
@@ -26,6 +27,7 @@ from miio.exceptions import DeviceError as MiioDeviceError
 from miio.exceptions import DeviceException
 from miio.miioprotocol import MiIOProtocol
 from miio.protocol import Message
+from pydantic import SecretStr
 
 from stovectl.devices.base import Capabilities, RelayState
 from stovectl.devices.miio_models import MiotChannel
@@ -94,8 +96,8 @@ class _Protocol(MiIOProtocol):
         if not self._discovered:
             try:
                 self.send_handshake()
-            except DeviceException as error:
-                raise _NotSent(str(error)) from None
+            except Exception as error:  # also a garbage hello reply or a socket error
+                raise _NotSent(str(error) or type(error).__name__) from None
         try:
             return self.send(method, params, 0)
         except DeviceException:
@@ -107,16 +109,115 @@ class _NotSent(Exception):
     """The device did not answer the handshake, so the request was never sent."""
 
 
+class MiioLane:
+    """One miIO device's serial lane: a thread of its own, continued request ids, our errors.
+
+    Relays and speakers alike send through one. ``name`` labels its errors and its
+    thread; its request ids are kept in ``ids`` under ``ids_key`` (default: the name).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        token: SecretStr,
+        timeout_seconds: float,
+        handshake_timeout_seconds: float,
+        ids: RequestIds | None = None,
+        ids_key: str | None = None,
+    ) -> None:
+        self.name = name
+        self._ids_key = ids_key or name
+        self._host = host
+        self._token = token
+        self._timeout_seconds = timeout_seconds
+        self._handshake_timeout_seconds = handshake_timeout_seconds
+        self._ids = ids
+        self._executor: ThreadPoolExecutor | None = None
+        self._protocol: _Protocol | None = None
+        self._saved_id = 0
+
+    async def start(self) -> None:
+        saved = self._ids.load_request_id(self._ids_key) if self._ids else None
+        # Continue past the ids the device may still remember, or start anywhere.
+        start_id = (saved + ID_SKIP) % MAX_ID if saved else random.randint(1, MAX_ID - ID_SKIP)  # noqa: S311  # not cryptographic
+        self._saved_id = start_id
+        self._protocol = _Protocol(
+            self._host, self._token.get_secret_value(), start_id,
+            self._timeout_seconds, self._handshake_timeout_seconds,
+        )
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"miio-{self.name}"
+        )
+
+    async def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        self._save_id(force=True)
+
+    async def send(self, method: str, params: Any) -> Any:
+        """One request, after those before it; python-miio's errors arrive translated."""
+        protocol = self._protocol
+        if protocol is None or self._executor is None:
+            raise DeviceUnavailable(self.name, "not started")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._executor,
+                lambda: self._translate(lambda: protocol.exchange(method, params)),
+            )
+        finally:
+            self._save_id()
+
+    def _translate(self, call: Callable[[], T]) -> T:
+        """Run a python-miio call, turning whatever it raises into our tree (STYLE 4)."""
+        try:
+            return call()
+        except _NotSent as error:
+            raise DeviceUnavailable(
+                self.name, f"no answer ({error})", may_have_acted=False
+            ) from None
+        except MiioDeviceError as error:
+            detail = error.args[0] if error.args else error
+            raise DeviceRefused(self.name, f"answered with an error: {detail}") from None
+        except DeviceException as error:
+            cause = error.__cause__
+            if cause is not None and "Checksum" in type(cause).__name__:
+                raise DeviceUnavailable(
+                    self.name, "reply checksum does not match: is the token right?"
+                ) from None
+            raise DeviceUnavailable(self.name, f"no answer ({error})") from None
+        except OSError as error:
+            raise DeviceUnavailable(self.name, f"network error: {error}") from None
+        except Exception as error:
+            # A stray datagram can make python-miio raise TypeError and the like: the
+            # outcome is unknown, which the controller settles by reading back.
+            raise DeviceUnavailable(
+                self.name, f"outcome unknown ({type(error).__name__}: {error})"
+            ) from None
+
+    def _save_id(self, *, force: bool = False) -> None:
+        if self._ids is None or self._protocol is None:
+            return
+        current = int(self._protocol.raw_id)
+        if force or abs(current - self._saved_id) >= ID_SAVE_EVERY:
+            self._ids.save_request_id(self._ids_key, current)
+            self._saved_id = current
+
+
 class MiioRelay:
     """A relay device speaking miIO; MiOT properties or legacy ``set_power``."""
 
     def __init__(self, settings: MiioDeviceSettings, ids: RequestIds | None = None) -> None:
         self._settings = settings
         self._mapping = settings.mapping
-        self._ids = ids
-        self._lane: ThreadPoolExecutor | None = None
-        self._protocol: _Protocol | None = None
-        self._saved_id = 0
+        token = settings.token
+        assert token is not None  # resolved at load
+        self._lane = MiioLane(
+            settings.id, settings.host, token, settings.timeout.total_seconds(),
+            settings.handshake_timeout.total_seconds(), ids,
+        )
 
     @property
     def id(self) -> str:
@@ -141,36 +242,22 @@ class MiioRelay:
         )
 
     async def start(self) -> None:
-        saved = self._ids.load_request_id(self.id) if self._ids else None
-        # Continue past the ids the device may still remember, or start anywhere.
-        start_id = (saved + ID_SKIP) % MAX_ID if saved else random.randint(1, MAX_ID - ID_SKIP)  # noqa: S311  # not cryptographic
-        self._saved_id = start_id
-        token = self._settings.token
-        assert token is not None  # resolved at load
-        self._protocol = _Protocol(
-            self._settings.host, token.get_secret_value(), start_id,
-            self._settings.timeout.total_seconds(),
-            self._settings.handshake_timeout.total_seconds(),
-        )
-        self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"miio-{self.id}")
+        await self._lane.start()
 
     async def close(self) -> None:
-        if self._lane is not None:
-            self._lane.shutdown(wait=False, cancel_futures=True)
-            self._lane = None
-        self._save_id(force=True)
+        await self._lane.close()
 
     async def write(self, channel: int, state: RelayState) -> None:
         mapping = self._channel(channel)
         if self._mapping.protocol == "legacy":
-            self._expect_ok(await self._send("set_power", [state.value]), "set_power")
+            self._expect_ok(await self._lane.send("set_power", [state.value]), "set_power")
             return
         items = []
         if mapping.off_delay_piid is not None and state is RelayState.ON:
             # A plain on must never switch itself off later (a lock is a plain on).
             items.append(self._item(mapping, mapping.off_delay_piid, OFF_DELAY_DISABLED))
         items.append(self._item(mapping, mapping.piid, state is RelayState.ON))
-        self._check_codes(await self._send("set_properties", items), len(items))
+        self._check_codes(await self._lane.send("set_properties", items), len(items))
 
     async def pulse(self, channel: int, state: RelayState, seconds: float) -> None:
         """Switch ON and let the device switch OFF by itself after ``seconds``."""
@@ -182,11 +269,11 @@ class MiioRelay:
             self._item(mapping, mapping.off_delay_piid, delay),
             self._item(mapping, mapping.piid, True),
         ]
-        self._check_codes(await self._send("set_properties", items), len(items))
+        self._check_codes(await self._lane.send("set_properties", items), len(items))
 
     async def read(self) -> dict[int, RelayState]:
         if self._mapping.protocol == "legacy":
-            reply = await self._send("get_prop", ["power"])
+            reply = await self._lane.send("get_prop", ["power"])
             if not (isinstance(reply, list) and reply and reply[0] in ("on", "off")):
                 raise DeviceRefused(self.id, f"get_prop power answered {reply!r}")
             return {1: RelayState(reply[0])}
@@ -194,7 +281,7 @@ class MiioRelay:
             {"did": f"ch{n}", "siid": c.siid, "piid": c.piid}
             for n, c in enumerate(self._mapping.channels, start=1)
         ]
-        reply = await self._send("get_properties", items)
+        reply = await self._lane.send("get_properties", items)
         self._check_codes(reply, len(items))
         states = {}
         for n, item in enumerate(reply, start=1):
@@ -205,55 +292,8 @@ class MiioRelay:
         return states
 
     async def send(self, method: str, params: Any) -> Any:
-        """One raw request in this device's lane (doctor, voice triggers, speakers)."""
-        return await self._send(method, params)
-
-    # -- the lane ---------------------------------------------------------------------
-
-    async def _send(self, method: str, params: Any) -> Any:
-        protocol = self._protocol
-        if protocol is None or self._lane is None:
-            raise DeviceUnavailable(self.id, "not started")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self._lane, lambda: self._translate(lambda: protocol.exchange(method, params))
-            )
-        finally:
-            self._save_id()
-
-    def _translate(self, call: Callable[[], T]) -> T:
-        """Run a python-miio call, turning whatever it raises into our tree (STYLE 4)."""
-        try:
-            return call()
-        except _NotSent as error:
-            raise DeviceUnavailable(self.id, f"no answer ({error})", may_have_acted=False) from None
-        except MiioDeviceError as error:
-            detail = error.args[0] if error.args else error
-            raise DeviceRefused(self.id, f"answered with an error: {detail}") from None
-        except DeviceException as error:
-            cause = error.__cause__
-            if cause is not None and "Checksum" in type(cause).__name__:
-                raise DeviceUnavailable(
-                    self.id, "reply checksum does not match: is the token right?"
-                ) from None
-            raise DeviceUnavailable(self.id, f"no answer ({error})") from None
-        except OSError as error:
-            raise DeviceUnavailable(self.id, f"network error: {error}") from None
-        except Exception as error:
-            # A stray datagram can make python-miio raise TypeError and the like: the
-            # outcome is unknown, which the controller settles by reading back.
-            raise DeviceUnavailable(
-                self.id, f"outcome unknown ({type(error).__name__}: {error})"
-            ) from None
-
-    def _save_id(self, *, force: bool = False) -> None:
-        if self._ids is None or self._protocol is None:
-            return
-        current = int(self._protocol.raw_id)
-        if force or abs(current - self._saved_id) >= ID_SAVE_EVERY:
-            self._ids.save_request_id(self.id, current)
-            self._saved_id = current
+        """One raw request in this device's lane (doctor, voice triggers)."""
+        return await self._lane.send(method, params)
 
     # -- payloads ---------------------------------------------------------------------
 

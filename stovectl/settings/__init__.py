@@ -32,6 +32,7 @@ from stovectl.settings.sections import (
     DaemonSettings,
     RemoteSettings,
     SafetySettings,
+    SpeakerSettings,
     StoveSettings,
 )
 from stovectl.settings.types import (
@@ -57,6 +58,7 @@ __all__ = [
     "SafetySettings",
     "Settings",
     "SimulatedDeviceSettings",
+    "SpeakerSettings",
     "StoveSettings",
     "StrictModel",
     "format_validation_error",

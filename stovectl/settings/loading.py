@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,16 @@ def unknown_environment(environ: Mapping[str, str]) -> list[str]:
             if field is None:
                 unknown.append(name)
                 break
-            annotation = field.annotation
-            model = annotation if isinstance(annotation, type) and issubclass(
-                annotation, BaseModel) else None
+            model = _model_in(field.annotation)
     return sorted(unknown)
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The settings model a field holds, seeing through ``Model | None``."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def settings_from_mapping(data: dict[str, Any], source: str = "<config>") -> Settings:

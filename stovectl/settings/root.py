@@ -15,6 +15,7 @@ from stovectl.settings.sections import (
     DaemonSettings,
     RemoteSettings,
     SafetySettings,
+    SpeakerSettings,
     StoveSettings,
 )
 from stovectl.settings.voice import VoiceTriggerSettings
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     )
     daemon: DaemonSettings = Field(
         default_factory=DaemonSettings, description="Where the daemon listens, stores and logs."
+    )
+    speaker: SpeakerSettings | None = Field(
+        None, description="A Xiaoai speaker that says what the burners did; absent = silent."
     )
     voice: list[VoiceTriggerSettings] = Field(
         default_factory=list, description="Spare relay channels that act as voice buttons."

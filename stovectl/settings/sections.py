@@ -1,7 +1,8 @@
-"""The config's sections other than devices: stove, burners, safety, remote, daemon."""
+"""The config's sections other than devices: stove, burners, safety, remote, daemon, speaker."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -13,6 +14,8 @@ from pydantic import (
     model_validator,
 )
 
+from stovectl.announce.texts import DEFAULT_SUBJECTS, SUBJECTS, Language, Subject
+from stovectl.devices.miio_models import SPEAKER_PREFIX, SPEAKERS, speaker_action
 from stovectl.durations import format_duration
 from stovectl.settings.types import (
     MIN_CUT_HOLD,
@@ -73,7 +76,7 @@ class SafetySettings(StrictModel):
         description="A cut not verified by then raises an alarm (retrying goes on).",
     )
     retry_max_interval: Duration = Field(
-        timedelta(seconds=2), description="The longest pause between retries of a write."
+        timedelta(seconds=1), description="The longest pause between retries of a write."
     )
 
 
@@ -100,3 +103,62 @@ class DaemonSettings(StrictModel):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity."
     )
+
+
+class SpeakerSettings(StrictModel):
+    host: str = Field(min_length=1, description="The Xiaoai speaker's IP address or host name.")
+    token: SecretStr | None = Field(None, description="The speaker's 32-hex-digit miIO token.")
+    token_file: Path | None = Field(
+        None, description="File holding the token (credential name: speaker-token)."
+    )
+    model: str | None = Field(
+        None,
+        description="Speaker model, e.g. xiaomi.wifispeaker.lx06; a known one picks the "
+        "text-to-speech action (else give siid and aiid).",
+    )
+    siid: int | None = Field(
+        None, ge=1, le=255, description="MiOT service id of the speak-text action."
+    )
+    aiid: int | None = Field(
+        None, ge=1, le=255, description="MiOT action id of the speak-text action."
+    )
+    language: Language = Field("zh", description='What the speaker says it in: "zh" or "en".')
+    timeout: Duration = Field(
+        timedelta(seconds=2),
+        description="How long the handshake, and then the reply, each wait.",
+    )
+    announce: tuple[Subject, ...] = Field(
+        DEFAULT_SUBJECTS,
+        description=f"Which events are said aloud, of: {', '.join(SUBJECTS)} "
+        "(hazard: a lock because gas or smoke was detected).",
+    )
+
+    @model_validator(mode="after")
+    def _resolve(self) -> SpeakerSettings:
+        token = read_secret(self.token, self.token_file, "speaker-token", "token")
+        if token is None:
+            raise ValueError(
+                "the speaker needs its token: token, token_file, or the credential "
+                "speaker-token (see `stovectl discover`)"
+            )
+        if not re.fullmatch(r"[0-9a-fA-F]{32}", token.get_secret_value()):
+            raise ValueError("token: a token is 32 hexadecimal digits")
+        object.__setattr__(self, "token", token)
+        if (self.siid is None) != (self.aiid is None):
+            raise ValueError("siid and aiid: give both, or neither")
+        if self.siid is None and (self.model is None or speaker_action(self.model) is None):
+            wrong = f"{self.model!r} is not a known speaker" if self.model else "not given"
+            raise ValueError(
+                f"model: {wrong}; give siid and aiid of its speak-text action from its "
+                f"MiOT spec, or name a known one: {SPEAKER_PREFIX}{', '.join(SPEAKERS)}"
+            )
+        return self
+
+    @property
+    def action(self) -> tuple[int, int]:
+        """The (siid, aiid) that speaks a text: the config's, else the model table's."""
+        if self.siid is not None and self.aiid is not None:
+            return self.siid, self.aiid
+        action = speaker_action(self.model or "")
+        assert action is not None  # checked at load
+        return action

@@ -98,6 +98,7 @@ def test_a_stuck_relay_is_never_reported_as_cut(kitchen_run: Any) -> None:
         assert not k.is_cut("left")
         [alarm] = k.find(Kind.ALARM, "left")
         assert "still retrying" in alarm.message
+        assert alarm.reason == "cut", "the alarm says what failed"
         assert k.find(Kind.SHUTOFF, "left", result=Result.FAILED)
         assert not k.find(Kind.SHUTOFF, "left", result=Result.VERIFIED)
         assert k.row("left")["alarm"] is True
@@ -142,6 +143,49 @@ def test_an_offline_device_alarms_on_time_and_is_cut_when_it_returns(kitchen_run
         assert k.now() - back <= 2.5, "retries back off to at most retry_max_interval"
         assert k.is_cut("left")
         assert k.find(Kind.DEVICE_ONLINE, device="sim")
+
+    kitchen_run(scenario)
+
+
+@pytest.mark.parametrize("offline_seconds", [20.0, 20.2, 20.4, 20.6, 20.8])
+def test_a_cut_is_retried_as_soon_as_a_poll_finds_the_device_back(
+    kitchen_run: Any, offline_seconds: float
+) -> None:
+    """A poll that finds the device back ends the cut's retry backoff: verified within a poll."""
+
+    async def scenario(k: Kitchen) -> None:
+        device = k.world.devices["sim"]
+        device.set_fault("offline")
+        [outcome] = await k.controller.shutoff(["left"], "cli")
+        assert outcome.result is Result.FAILED
+        await k.elapse(offline_seconds - ALARM_AFTER)
+        device.set_fault("none")
+        back = k.now()
+        recovered = await k.wait_event(lambda e: e.kind is Kind.RECOVERED, within=5)
+        assert recovered.burner == "left"
+        # Unwoken, the cut would wait out its backoff: up to retry_max_interval (2 s) more.
+        assert k.now() - back <= POLL + 0.2
+        assert k.is_cut("left")
+
+    # Failing fast, as a miIO device that misses its handshake does, so backoff dominates.
+    device = {"kind": "simulated", "id": "sim", "channels": 2, "timeout": "150ms"}
+    kitchen_run(scenario, kitchen_config(devices=[device]))
+
+
+def test_one_lost_answer_is_not_an_outage(kitchen_run: Any) -> None:
+    """A device that misses one poll is not reported offline; three in a row are, once."""
+
+    async def scenario(k: Kitchen) -> None:
+        device = k.world.devices["sim"]
+        device.set_fault("offline")
+        await k.elapse(2.05)  # one poll, unanswered after the 1 s timeout
+        device.set_fault("none")
+        await k.elapse(3)
+        assert not k.find(Kind.DEVICE_OFFLINE)
+        device.set_fault("offline")
+        await k.elapse(10)
+        assert len(k.find(Kind.DEVICE_OFFLINE)) == 1
+        assert k.row("left")["device_online"] is False
 
     kitchen_run(scenario)
 
