@@ -259,3 +259,76 @@ def demo(fast: bool) -> None:
     from stovectl.sim.demo import run_demo  # noqa: PLC0415  # the client path stays light
 
     sys.exit(run_demo(fast=fast))
+
+
+@main.command()
+@CONFIG_OPTION
+def simulate(config_path: Path | None) -> None:
+    """Simulate the config's miIO relays on loopback, wired to a simulated stove.
+
+    Each kind = "miio" device must have a 127.x.y.z host; runs until Ctrl-C or SIGTERM.
+    """
+    from stovectl.sim.runner import run_simulation  # noqa: PLC0415  # the client path stays light
+
+    sys.exit(run_simulation(_load(config_path)))
+
+
+def _positive_seconds(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+    try:
+        seconds = parse_duration(value).total_seconds()
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    if seconds <= 0:
+        raise click.BadParameter("must be longer than zero")
+    return seconds
+
+
+def _ipv4_address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    import ipaddress  # noqa: PLC0415  # only discover needs it
+
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an IPv4 address (a broadcast address, or one device's)"
+        ) from None
+    return value
+
+
+@main.command()
+@click.option("--address", default="255.255.255.255", show_default=True,
+              callback=_ipv4_address,
+              help="Where hello goes: a broadcast address, or one device's IP address.")
+@click.option("--timeout", "timeout_seconds", default="3s", show_default=True,
+              callback=_positive_seconds, help="How long to collect answers.")
+@json_option
+def discover(address: str, timeout_seconds: float, as_json: bool) -> None:
+    """Find Mi Home (miIO) devices on the LAN: address, device id, and token if it leaks."""
+    from stovectl.tools.discover import run_discover  # noqa: PLC0415  # the client path stays light
+
+    sys.exit(run_discover(address, timeout_seconds, as_json))
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--wiring-test", "wiring_burner", metavar="BURNER",
+              help="Interactive, through the running daemon: cut BURNER while it burns and "
+              "confirm that the flame goes out.")
+@json_option
+@click.pass_obj
+def doctor(
+    obj: _Context, config_path: Path | None, wiring_burner: str | None, as_json: bool
+) -> None:
+    """Check each configured device step by step: reachable, token, state, mapping."""
+    if wiring_burner is not None:
+        if as_json:
+            raise click.UsageError("--wiring-test is a conversation; it has no --json")
+        from stovectl.tools.wiring import AnswerReader, run_wiring_test  # noqa: PLC0415  # light
+
+        sys.exit(run_wiring_test(wiring_burner, obj.call, AnswerReader.for_stdin(sys.stdin)))
+    settings = _load(config_path)
+    from stovectl.tools.doctor import run_doctor  # noqa: PLC0415  # imports python-miio
+
+    sys.exit(run_doctor(
+        settings, socket_path(obj.socket or settings.daemon.socket, for_daemon=False), as_json
+    ))

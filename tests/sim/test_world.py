@@ -94,3 +94,14 @@ def test_cutting_the_relay_puts_out_a_lit_burner() -> None:
 
     assert not subject.stove.snapshot("left").flame
     assert subject.stove.snapshot("right").loop_closed
+
+
+def test_a_config_on_real_relays_only_gives_an_empty_world() -> None:
+    """With every relay a miIO one, the world has no device and an empty stove, without error."""
+    miio = {"kind": "miio", "id": "relay", "host": "127.0.3.60", "token": "0" * 32}
+    subject = world(
+        devices=[miio], burners=[{"id": "left", "device": "relay", "channel": 1}]
+    )
+
+    assert subject.is_empty
+    assert subject.stove.burner_ids == ()

@@ -1,0 +1,208 @@
+"""``stovectl simulate``: the config's Mi Home relays, simulated on loopback.
+
+A daemon configured for miIO relays can be tried, shown and tested end to end
+without hardware: every ``kind = "miio"`` device of the config becomes a
+``SimulatedMiioDevice`` on its configured address, speaking the real protocol
+over UDP with the configured token, model and channel mapping, and its channels
+are wired to a simulated stove through each burner's ``cut_state``, with the
+same wiring the in-process world uses (``world.wire_stove``). Only loopback
+addresses (127.0.0.0/8) are simulated: answering as a device on a real network
+would impersonate, or collide with, a relay in someone's kitchen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import ipaddress
+import signal
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import click
+
+from stovectl.devices.base import RelayState
+from stovectl.settings import BurnerSettings, MiioDeviceSettings, Settings
+from stovectl.sim.miio_device import SimulatedMiioDevice
+from stovectl.sim.stove import StovePhysics
+from stovectl.sim.world import wire_stove
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+DEVICE_ID_MASK = 0x7FFF_FFFF
+
+Say = Callable[[str], None]
+
+
+class SimulationRefused(Exception):
+    """The config cannot be simulated as it stands; the message says why and what to do."""
+
+
+def device_id_for(config_id: str, taken: set[int]) -> int:
+    """A miIO device id derived from the config id: stable across runs, unique among ``taken``."""
+    digest = hashlib.sha256(config_id.encode()).digest()
+    device_id = int.from_bytes(digest[:4], "big") & DEVICE_ID_MASK or 1
+    while device_id in taken:  # two ids hashing alike: step on, deterministically
+        device_id = device_id % DEVICE_ID_MASK + 1
+    taken.add(device_id)
+    return device_id
+
+
+def check_hosts(devices: Sequence[MiioDeviceSettings]) -> None:
+    """Refuse a host outside 127.0.0.0/8, and two devices on one address."""
+    owners: dict[str, str] = {}
+    for device in devices:
+        try:
+            address = ipaddress.ip_address(device.host)
+        except ValueError:
+            address = None
+        if address is None or address not in LOOPBACK:
+            raise SimulationRefused(
+                f"device {device.id!r} has host {device.host!r}, not a loopback address: "
+                "stovectl simulates devices only on 127.0.0.0/8, never on a real network "
+                '(give each simulated device its own, e.g. host = "127.0.1.2")'
+            )
+        if device.host in owners:
+            raise SimulationRefused(
+                f"devices {owners[device.host]!r} and {device.id!r} share host {device.host}: "
+                "python-miio always talks to port 54321, so each simulated device needs a "
+                "loopback address of its own"
+            )
+        owners[device.host] = device.id
+
+
+class MiioSimulation:
+    """The config's miIO devices as simulators on loopback, wired to one simulated stove."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = time.monotonic,
+        physics: StovePhysics | None = None,
+    ) -> None:
+        configured = [d for d in settings.devices if isinstance(d, MiioDeviceSettings)]
+        if not configured:
+            raise SimulationRefused(
+                'the config has no kind = "miio" device to simulate (kind = "simulated" '
+                "devices run inside the daemon itself)"
+            )
+        check_hosts(configured)
+        taken: set[int] = set()
+        self.devices = {
+            device.id: _simulator(device, device_id_for(device.id, taken))
+            for device in configured
+        }
+        self._burners = settings.burners
+        self.stove = wire_stove(settings.burners, self.devices, clock, physics)
+
+    def burners_on(self, device_id: str) -> dict[int, list[BurnerSettings]]:
+        """The burners wired to each channel of a device, by channel."""
+        channels: dict[int, list[BurnerSettings]] = {}
+        for burner in self._burners:
+            if burner.device == device_id:
+                channels.setdefault(burner.channel, []).append(burner)
+        return channels
+
+    def describe(self) -> list[str]:
+        """One line per device: model, address and what each channel is wired to."""
+        lines = []
+        for device_id, device in self.devices.items():
+            wired = self.burners_on(device_id)
+            count = device.spec.channel_count
+            names = ", ".join(
+                "+".join(b.id for b in wired[channel]) if channel in wired else "unwired"
+                for channel in range(1, count + 1)
+            )
+            lines.append(
+                f"simulating relay {device.model} at {device.host}:{device.port} "
+                f"({count} channel{'s' if count != 1 else ''}: {names})"
+            )
+        return lines
+
+    def report_switches(self, say: Say) -> None:
+        """Say each burner's loop state now, and whenever its relay switches."""
+        for device_id, device in self.devices.items():
+            # Wired after the stove, so the stove has followed the switch when this runs.
+            device.wire(partial(self._report, self.burners_on(device_id), say))
+
+    def _report(
+        self, wired: dict[int, list[BurnerSettings]], say: Say, channel: int, state: RelayState
+    ) -> None:
+        for burner in wired.get(channel, ()):
+            closed = self.stove.snapshot(burner.id).loop_closed
+            loop = "armed (loop closed)" if closed else "CUT (loop open)"
+            say(f"{burner.id}: relay channel {channel} {state}: {loop}")
+
+    async def start(self) -> None:
+        """Bind every device's address; on any failure release those already bound."""
+        try:
+            for device_id, device in self.devices.items():
+                try:
+                    await device.start()
+                except OSError as error:
+                    reason = (
+                        "the address is in use (another simulator?)"
+                        if error.errno == errno.EADDRINUSE else error.strerror or str(error)
+                    )
+                    raise OSError(
+                        error.errno,
+                        f"device {device_id!r}: cannot listen on "
+                        f"{device.host}:{device.port}: {reason}",
+                    ) from None
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        for device in self.devices.values():
+            await device.close()
+
+
+def _simulator(device: MiioDeviceSettings, device_id: int) -> SimulatedMiioDevice:
+    token = device.token
+    assert token is not None  # resolved at load
+    channels = None if device.channels is None else [(c.siid, c.piid) for c in device.channels]
+    try:
+        return SimulatedMiioDevice(
+            device.host, token.get_secret_value(), device_id, device.model, channels
+        )
+    except ValueError as error:
+        raise SimulationRefused(f"device {device.id!r} cannot be simulated: {error}") from None
+
+
+async def serve(simulation: MiioSimulation, say: Say) -> None:
+    """Run the simulation until SIGINT or SIGTERM."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await simulation.start()
+        for line in simulation.describe():
+            say(line)
+        simulation.report_switches(say)
+        await stopping.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await simulation.close()
+
+
+def run_simulation(settings: Settings, say: Say | None = None) -> int:
+    """``stovectl simulate``: 0 after SIGINT/SIGTERM, 2 if the config cannot be simulated."""
+    say = say or click.echo
+    try:
+        simulation = MiioSimulation(settings)
+    except SimulationRefused as refusal:
+        click.echo(f"stovectl: cannot simulate: {refusal}", err=True)
+        return EXIT_USAGE
+    try:
+        asyncio.run(serve(simulation, say))
+    except OSError as error:
+        click.echo(f"stovectl: {error.strerror or error}", err=True)
+        return EXIT_FAILED
+    return EXIT_OK

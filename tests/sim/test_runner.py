@@ -1,0 +1,287 @@
+"""`stovectl simulate`: the config's miIO relays on loopback, wired to a simulated stove."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import queue
+import signal
+import socket
+import subprocess
+import threading
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The class ``miio`` exports; named by module because it does not re-export it to mypy.
+from miio.device import Device
+
+from stovectl.devices.base import RelayState
+from stovectl.settings import Settings, settings_from_mapping
+from stovectl.sim.runner import (
+    DEVICE_ID_MASK,
+    MiioSimulation,
+    SimulationRefused,
+    device_id_for,
+)
+from tests.support.daemon import STOVECTL, clean_environment
+from tests.support.miio_sim import TOKEN, RelayConfig, miio_config
+
+pytestmark = pytest.mark.filterwarnings(
+    # python-miio 0.5.12 never closes its per-request UDP sockets (PROTOCOLS.md, "Warnings").
+    "ignore:unclosed <socket.socket:ResourceWarning",
+)
+
+ON, OFF = RelayState.ON, RelayState.OFF
+LINE_TIMEOUT_SECONDS = 10.0
+HOB = {"relay": RelayConfig("127.0.3.30", ("left", "right"))}
+
+
+def settings(text: str) -> Settings:
+    return settings_from_mapping(tomllib.loads(text), source="<test>")
+
+
+def mixed_config() -> str:
+    """A relay on 127.0.3.31 with NC ``left`` and NO ``right``, and an in-process device."""
+    text = miio_config({"relay": RelayConfig("127.0.3.31", ("left",))}).replace(
+        '[safety]', '''[[devices]]
+id = "sim"
+kind = "simulated"
+
+[[burners]]
+id = "right"
+device = "relay"
+channel = 2
+cut_state = "off"
+
+[[burners]]
+id = "back"
+device = "sim"
+
+[safety]''')
+    return text
+
+
+# Derived device ids.
+
+
+def test_device_ids_are_stable_and_fit_the_header() -> None:
+    """The same config id gives the same non-zero 31-bit device id; another id, another."""
+    first = device_id_for("relay", set())
+    assert first == device_id_for("relay", set())
+    assert 0 < first <= DEVICE_ID_MASK
+    assert device_id_for("relay2", set()) != first
+
+
+def test_device_ids_step_past_a_taken_one() -> None:
+    """An id already taken (two config ids hashing alike) is stepped past, and recorded."""
+    taken = {device_id_for("relay", set())}
+    second = device_id_for("relay", taken)
+    assert second not in {0, *taken - {second}}
+    assert second == device_id_for("relay", set()) % DEVICE_ID_MASK + 1
+    assert second in taken
+
+
+# Building the simulation from the config.
+
+
+@pytest.mark.parametrize("host", ["192.168.1.50", "10.0.0.2", "relay.local", "::1", "0.0.0.0"])
+def test_hosts_outside_loopback_are_refused(host: str) -> None:
+    """A host outside 127.0.0.0/8 is never simulated: the refusal names device and host."""
+    config = miio_config({"relay": RelayConfig(host, ("left",))})
+    with pytest.raises(SimulationRefused, match=rf"'relay'.*'{host}'.*loopback"):
+        MiioSimulation(settings(config))
+
+
+def test_two_devices_on_one_address_are_refused() -> None:
+    """Two devices on one loopback address are refused, naming both."""
+    config = miio_config({
+        "front": RelayConfig("127.0.3.32", ("left",)),
+        "back": RelayConfig("127.0.3.32", ("right",)),
+    })
+    with pytest.raises(SimulationRefused, match=r"'front' and 'back' share host 127\.0\.3\.32"):
+        MiioSimulation(settings(config))
+
+
+def test_a_config_without_miio_devices_is_refused() -> None:
+    """A config with only in-process simulated devices has nothing to simulate."""
+    config = settings_from_mapping({
+        "devices": [{"kind": "simulated", "id": "sim"}],
+        "burners": [{"id": "left", "device": "sim"}],
+    })
+    with pytest.raises(SimulationRefused, match="no kind = \"miio\" device"):
+        MiioSimulation(config)
+
+
+def test_each_device_has_the_configured_address_token_model_and_id() -> None:
+    """A device per miIO device: its host, port 54321, model and the id derived from its id."""
+    simulation = MiioSimulation(settings(mixed_config()))
+
+    assert set(simulation.devices) == {"relay"}
+    device = simulation.devices["relay"]
+    assert (device.host, device.port, device.model) == ("127.0.3.31", 54321, "yeelink.switch.sw1")
+    assert device.device_id == device_id_for("relay", set())
+    assert simulation.stove.burner_ids == ("left", "right")
+    assert simulation.describe() == [
+        "simulating relay yeelink.switch.sw1 at 127.0.3.31:54321 (2 channels: left, right)"
+    ]
+
+
+def test_an_explicit_channel_mapping_is_simulated() -> None:
+    """The config's channels (siid, piid) are the simulated device's switches."""
+    config = miio_config({"relay": RelayConfig("127.0.3.33", ("left",), model="acme.relay.x3")})
+    config = config.replace(
+        'model = "acme.relay.x3"',
+        'model = "acme.relay.x3"\nchannels = [{ siid = 5, piid = 1 }, { siid = 6, piid = 2 }, '
+        "{ siid = 7, piid = 1 }]",
+    )
+    simulation = MiioSimulation(settings(config))
+
+    assert simulation.devices["relay"].spec.switches == ((5, 1), (6, 2), (7, 1))
+    assert simulation.describe() == [
+        "simulating relay acme.relay.x3 at 127.0.3.33:54321 (3 channels: left, unwired, unwired)"
+    ]
+
+
+def test_loops_follow_the_relays_through_each_burners_wiring() -> None:
+    """NC ``left`` opens its loop when channel 1 is on; NO ``right`` when channel 2 is off."""
+    simulation = MiioSimulation(settings(mixed_config()))
+    device, stove = simulation.devices["relay"], simulation.stove
+    assert stove.snapshot("left").loop_closed and not stove.snapshot("right").loop_closed
+
+    device.switch_by_hand(1, ON)
+    device.switch_by_hand(2, ON)
+
+    assert not stove.snapshot("left").loop_closed
+    assert stove.snapshot("right").loop_closed
+
+
+def test_switches_are_reported_per_burner() -> None:
+    """Each burner's loop is said at once, then on every switch of its channel."""
+    simulation = MiioSimulation(settings(mixed_config()))
+    lines: list[str] = []
+    simulation.report_switches(lines.append)
+    simulation.devices["relay"].switch_by_hand(1, ON)
+
+    assert lines == [
+        "left: relay channel 1 off: armed (loop closed)",
+        "right: relay channel 2 off: CUT (loop open)",
+        "left: relay channel 1 on: CUT (loop open)",
+    ]
+
+
+# `stovectl simulate` as a user runs it.
+
+
+class Simulator:
+    """``stovectl simulate`` as a subprocess, its output lines collected by a thread."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, name="simulate-stdout", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+
+    def line(self) -> str:
+        """The next line it prints, waiting at most LINE_TIMEOUT_SECONDS."""
+        try:
+            return self._lines.get(timeout=LINE_TIMEOUT_SECONDS)
+        except queue.Empty:
+            ended = "" if self.process.poll() is None else f" (it exited {self.finish()!r})"
+            raise AssertionError(
+                f"no line from `stovectl simulate` in {LINE_TIMEOUT_SECONDS}s{ended}"
+            ) from None
+
+    def finish(self) -> str:
+        """Wait for the exit and return what it wrote to stderr."""
+        assert self.process.stderr is not None
+        self.process.wait(timeout=30)
+        self._reader.join(timeout=5)
+        return self.process.stderr.read()
+
+
+@contextlib.contextmanager
+def simulate(tmp_path: Path, config: str) -> Iterator[Simulator]:
+    path = tmp_path / "stovectl.toml"
+    path.write_text(config, encoding="utf-8")
+    process = subprocess.Popen(
+        [str(STOVECTL), "simulate", "--config", str(path)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=clean_environment(), text=True,
+    )
+    try:
+        yield Simulator(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def mi_home(host: str, method: str, params: Any) -> Any:
+    try:
+        return Device(host, TOKEN, timeout=2).send(method, params)
+    finally:
+        gc.collect()  # python-miio's unclosed sockets, under this module's filter
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_simulate_serves_until_a_signal(tmp_path: Path, signum: signal.Signals) -> None:
+    """It prints each device, answers miIO on its address, reports the cut, and exits 0."""
+    with simulate(tmp_path, miio_config(HOB)) as simulator:
+        assert simulator.line() == (
+            "simulating relay yeelink.switch.sw1 at 127.0.3.30:54321 (2 channels: left, right)"
+        )
+        assert simulator.line() == "left: relay channel 1 off: armed (loop closed)"
+        assert simulator.line() == "right: relay channel 2 off: armed (loop closed)"
+
+        switch = {"did": "left", "siid": 2, "piid": 1}
+        assert mi_home("127.0.3.30", "set_properties", [{**switch, "value": True}]) == [
+            {**switch, "code": 0}
+        ]
+        assert simulator.line() == "left: relay channel 1 on: CUT (loop open)"
+        [state] = mi_home("127.0.3.30", "get_properties", [switch])
+        assert state["value"] is True
+
+        simulator.process.send_signal(signum)
+        assert simulator.finish() == ""
+        assert simulator.process.returncode == 0
+
+
+def test_simulate_refuses_a_real_network_address(tmp_path: Path) -> None:
+    """A device on a LAN address: exit 2, naming it, and nothing listens."""
+    config = miio_config({"relay": RelayConfig("192.168.1.50", ("left",))})
+    with simulate(tmp_path, config) as simulator:
+        stderr = simulator.finish()
+
+    assert simulator.process.returncode == 2
+    assert "'relay'" in stderr and "192.168.1.50" in stderr and "loopback" in stderr
+
+
+def test_simulate_fails_when_the_address_is_taken(tmp_path: Path) -> None:
+    """Another program on the device's address and port: exit 1, saying so."""
+    config = miio_config({"relay": RelayConfig("127.0.3.34", ("left",))})
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.3.34", 54321))
+        with simulate(tmp_path, config) as simulator:
+            stderr = simulator.finish()
+
+    assert simulator.process.returncode == 1
+    assert "'relay'" in stderr and "127.0.3.34:54321" in stderr and "in use" in stderr
+
+
+def test_simulate_with_a_bad_config_exits_78(tmp_path: Path) -> None:
+    """A config that does not load exits 78 before anything listens."""
+    config = miio_config(HOB).replace('kind = "miio"', 'kind = "zwave"')
+    with simulate(tmp_path, config) as simulator:
+        stderr = simulator.finish()
+
+    assert simulator.process.returncode == 78
+    assert "stovectl.toml" in stderr and "devices" in stderr
