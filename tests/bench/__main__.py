@@ -3,7 +3,9 @@
 The CLI and memory figures use one real daemon (``stovectl run``) on the
 simulated stove, configured as ``config/stovectl.toml`` ships but with the
 shortest ``cut_hold`` (2 s), on a socket and state folder in a private
-temporary folder. The shutoff figure runs the controller in this process.
+temporary folder. The shutoff figure runs the controller in this process. The
+miIO figures use a second daemon, driving simulated miIO relays over UDP
+(``miio_latency``); its idle memory is read beside the first one's.
 Exit status: 0 when every figure was measured (a missed target is reported,
 not failed: these are benchmarks), 1 when a benchmark could not run.
 """
@@ -23,7 +25,7 @@ from typing import Any
 
 from stovectl.errors import ConfigError
 from stovectl.settings import Settings, settings_from_mapping
-from tests.bench import cli_latency, idle_memory, shutoff_latency
+from tests.bench import cli_latency, idle_memory, miio_latency, shutoff_latency
 from tests.bench.figures import BenchError, Figure, format_table, summary
 from tests.support.daemon import running_daemon
 
@@ -66,12 +68,19 @@ def run_all(config_text: str) -> tuple[list[Figure], dict[str, list[float]], dic
     response_ms = settings.device(spec.device).response_time.total_seconds() * 1000
     progress(f"timing shutoffs in-process ({shutoff_latency.ROUNDS} rounds)")
     shutoff_samples = asyncio.run(shutoff_latency.measure(settings))
+    progress("starting simulated miIO relays and a daemon driving them over UDP")
+    with miio_latency.kitchen() as (simulator, miio_daemon):
+        progress(f"reading its idle memory ({idle_memory.IDLE_SECONDS:g}s idle)")
+        resident[idle_memory.MIIO_DAEMON] = idle_memory.idle_rss(miio_daemon)
+        progress(f"timing shutoffs to the cut at a miIO relay ({miio_latency.ROUNDS} rounds)")
+        miio_samples = miio_latency.measure(simulator, miio_daemon)
     figures = [  # in the issue's order
         *cli_latency.figures(cli_samples),
         *shutoff_latency.figures(shutoff_samples, response_ms),
+        *miio_latency.figures(miio_samples),
         *idle_memory.figures(resident),
     ]
-    return figures, {**cli_samples, **shutoff_samples}, resident
+    return figures, {**cli_samples, **shutoff_samples, **miio_samples}, resident
 
 
 def load_settings(config_text: str) -> Settings:

@@ -29,6 +29,7 @@ FLOORS = {
     "python + pydantic_settings": ", pydantic_settings",
 }
 DAEMON = "daemon idle"
+MIIO_DAEMON = "daemon idle, miio relays"
 
 
 def rss_mib(pid: int) -> float:
@@ -95,10 +96,24 @@ def measure(daemon: DaemonProcess) -> dict[str, float]:
     return resident
 
 
+def idle_rss(daemon: DaemonProcess) -> float:
+    """MiB resident for a daemon that just answered ``ping``, after the same idle pause."""
+    if daemon.process is None:
+        raise BenchError("the daemon is not running")
+    time.sleep(IDLE_SECONDS)  # let start-up settle: a benchmark, not a synchronisation
+    return rss_mib(daemon.process.pid)
+
+
 def figures(resident: dict[str, float]) -> list[Figure]:
-    """The daemon's idle RSS against each floor."""
+    """The daemon's idle RSS against each floor; with miio loaded, against the daemon without."""
     name = f"daemon RSS after ping + {IDLE_SECONDS:g}s idle"
-    return [
+    result = [
         Figure(name, resident[DAEMON], f"{label}, RSS", resident[label], "MiB")
         for label in FLOORS
     ]
+    if MIIO_DAEMON in resident:
+        result.append(Figure(
+            f"{name}, miio relays configured (python-miio loaded)", resident[MIIO_DAEMON],
+            "the same, simulated relays only", resident[DAEMON], "MiB",
+        ))
+    return result
