@@ -303,3 +303,21 @@ def test_a_lock_holds_after_kill9() -> None:
             time.sleep(0.05)  # sampling a window in which nothing may happen
         assert [s.state for s in simulator.switches("relay", 1)] == [OFF, ON]
         assert not simulator.loop_closed("left")
+
+
+def test_a_voice_button_switched_by_mi_home_starts_a_countdown() -> None:
+    """A Mi Home scene switching the spare channel on starts the countdown (source voice)."""
+    relays = {"relay": RelayConfig("127.0.3.30", ("left",))}
+    voice = '\n[[voice]]\ndevice = "relay"\nchannel = 2\naction = "timer left 10m"\n'
+    config = miio_config(relays) + voice
+    with running_simulator(config) as simulator, running_daemon(config) as daemon:
+        switched = time.monotonic()
+        mi_home("127.0.3.30", "set_properties", [{"did": "button", "siid": 3, "piid": 1,
+                                                  "value": True}])
+        released = simulator.wait_state("relay", 2, OFF, timeout=2 * POLL_INTERVAL + 1)
+        assert released - switched <= 2 * POLL_INTERVAL + 0.5
+        [countdown] = events(daemon, "countdown_set", "left", "voice")
+        assert countdown["message"] == "left shuts off in 10m"
+        left = daemon.burners()["left"]
+        assert 590 < left["countdown"]["remaining"] <= 600
+        assert left["countdown"]["source"] == "voice"
