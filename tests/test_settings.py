@@ -626,3 +626,9 @@ def test_environment_may_name_an_optional_section() -> None:
     assert unknown_environment({"STOVECTL_SPEAKER__LANGAUGE": "en"}) == [
         "STOVECTL_SPEAKER__LANGAUGE"
     ]
+
+
+@pytest.mark.parametrize("path", sorted(Path("config").glob("*.toml")), ids=str)
+def test_every_shipped_config_loads(path: Path) -> None:
+    """Each config in config/ loads as shipped, so its instructions work."""
+    assert load_settings(path).burners
