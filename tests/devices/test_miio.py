@@ -36,6 +36,7 @@ from stovectl.sim.miio_protocol import (
     is_hello,
     parse_token,
 )
+from tests.support.miio_sim import TOKEN, SimulatedDevices
 
 pytestmark = pytest.mark.filterwarnings(
     # python-miio 0.5.12 opens a UDP socket per request and never closes it
@@ -46,7 +47,6 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 ON, OFF = RelayState.ON, RelayState.OFF
-TOKEN = "00112233445566778899aabbccddeeff"
 OTHER_TOKEN = "ffeeddccbbaa99887766554433221100"
 DEVICE_ID = 0x0C0FFEE0
 TIMEOUT_SECONDS = 0.2
@@ -64,6 +64,9 @@ def fresh_host() -> str:
     return f"127.0.2.{n}"
 
 
+running = SimulatedDevices(fresh_host, DEVICE_ID).running
+
+
 @pytest.fixture
 def real() -> Iterator[Callable[[Any], Any]]:
     """Run a coroutine on an ordinary event loop, closed afterwards."""
@@ -79,18 +82,6 @@ def real() -> Iterator[Callable[[Any], Any]]:
     # the exception's context and traceback; collect it here, under this module's
     # filter, rather than in whichever later test the garbage collector happens to run.
     gc.collect()
-
-
-@contextlib.asynccontextmanager
-async def running(
-    model: str = "generic.relay.1", **options: Any
-) -> AsyncIterator[SimulatedMiioDevice]:
-    device = SimulatedMiioDevice(fresh_host(), TOKEN, DEVICE_ID, model, **options)
-    await device.start()
-    try:
-        yield device
-    finally:
-        await device.close()
 
 
 def settings(host: str, model: str = "generic.relay.1", **fields: Any) -> MiioDeviceSettings:

@@ -34,13 +34,13 @@ from stovectl.sim.miio_protocol import (
     parse_hello_reply,
     parse_token,
 )
+from tests.support.miio_sim import TOKEN, SimulatedDevices
 
 pytestmark = pytest.mark.filterwarnings(
     # python-miio 0.5.12 never closes its per-request UDP sockets (PROTOCOLS.md, "Warnings").
     "ignore:unclosed <socket.socket:ResourceWarning",
 )
 
-TOKEN = "00112233445566778899aabbccddeeff"
 OTHER_TOKEN = "ffeeddccbbaa99887766554433221100"
 DEVICE_ID = 0x0BADCAFE
 SILENCE_SECONDS = 0.3
@@ -53,6 +53,9 @@ def fresh_host() -> str:
     return f"127.{100 + os.getpid() % 100}.{n // 250}.{n % 250 + 2}"
 
 
+running = SimulatedDevices(fresh_host, DEVICE_ID).running
+
+
 @pytest.fixture
 def real() -> Iterator[Callable[[Coroutine[Any, Any, Any]], Any]]:
     """Run a coroutine on an ordinary event loop, closed (with its threads) afterwards."""
@@ -61,18 +64,6 @@ def real() -> Iterator[Callable[[Coroutine[Any, Any, Any]], Any]]:
     # When python-miio raises, its unclosed sockets hang in reference cycles through the
     # traceback; collect them here, under this module's filter, not during a later test.
     gc.collect()
-
-
-@contextlib.asynccontextmanager
-async def running(
-    model: str = "generic.relay.1", **options: Any
-) -> AsyncIterator[SimulatedMiioDevice]:
-    device = SimulatedMiioDevice(fresh_host(), TOKEN, DEVICE_ID, model, **options)
-    await device.start()
-    try:
-        yield device
-    finally:
-        await device.close()
 
 
 def miio_client(device: SimulatedMiioDevice, token: str = TOKEN) -> Device:

@@ -6,6 +6,10 @@ from the same config text, but run here, on an asyncio loop in a background
 thread, so a test can flip fault switches and read a relay as a multimeter
 would while the daemon drives it. Everything that touches a device runs on that
 loop (``call``); every switch is time-stamped as it happens (``switches``).
+
+The driver's and the simulator's own specifications start one device at a time
+on the test's loop instead (``SimulatedDevices``), each on a fresh host of the
+test module's own address range.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import contextlib
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -203,3 +207,23 @@ def running_simulator(config_text: str) -> Iterator[MiioSimulator]:
         yield simulator
     finally:
         simulator.close()
+
+
+@dataclass(frozen=True)
+class SimulatedDevices:
+    """Simulated miIO devices, each started on the next of ``hosts`` with ``device_id``."""
+
+    hosts: Callable[[], str]
+    device_id: int
+
+    @contextlib.asynccontextmanager
+    async def running(
+        self, model: str = "generic.relay.1", **options: Any
+    ) -> AsyncIterator[SimulatedMiioDevice]:
+        """A device of ``model`` on a fresh host, serving on the running loop; closed on exit."""
+        device = SimulatedMiioDevice(self.hosts(), TOKEN, self.device_id, model, **options)
+        await device.start()
+        try:
+            yield device
+        finally:
+            await device.close()
