@@ -19,7 +19,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -31,6 +30,7 @@ from typing import Literal
 import pytest
 
 from tests.support.certificates import TlsFiles, make_tls_files
+from tests.support.processes import kill9, terminate
 
 Variant = Literal["anonymous", "password", "tls"]
 
@@ -188,22 +188,13 @@ class Broker:
         """SIGTERM the broker (it saves its persistence file) and return its exit code."""
         assert self.process is not None, "the broker is not running"
         process, self.process = self.process, None
-        process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise AssertionError(
-                f"mosquitto ignored SIGTERM for {STOP_TIMEOUT_SECONDS}s:\n{self.log}"
-            ) from None
+        return terminate(process, "mosquitto", self.log, STOP_TIMEOUT_SECONDS)
 
     def kill9(self) -> None:
         """Kill the broker with SIGKILL: nothing is saved, connections drop at once."""
         assert self.process is not None, "the broker is not running"
         process, self.process = self.process, None
-        process.kill()
-        assert process.wait(timeout=STOP_TIMEOUT_SECONDS) == -signal.SIGKILL
+        kill9(process, STOP_TIMEOUT_SECONDS)
 
     def restart(self) -> None:
         """Start again on the same port, config and persistence folder (stopping it first)."""

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+
+from tests.support.processes import kill9, terminate
 
 STOVECTL = Path(sys.executable).parent / "stovectl"
 READY_TIMEOUT_SECONDS = 15.0
@@ -169,22 +170,13 @@ class DaemonProcess:
         """SIGTERM the daemon and return its exit code."""
         assert self.process is not None, "the daemon is not running"
         process, self.process = self.process, None
-        process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise AssertionError(
-                f"the daemon ignored SIGTERM for {STOP_TIMEOUT_SECONDS}s:\n{self.log}"
-            ) from None
+        return terminate(process, "the daemon", self.log, STOP_TIMEOUT_SECONDS)
 
     def kill9(self) -> None:
         """Kill the daemon with SIGKILL, as a power cut or the OOM killer would."""
         assert self.process is not None, "the daemon is not running"
         process, self.process = self.process, None
-        process.kill()
-        assert process.wait(timeout=STOP_TIMEOUT_SECONDS) == -signal.SIGKILL
+        kill9(process, STOP_TIMEOUT_SECONDS)
 
     def restart(self) -> None:
         """Start again on the same config, socket and state folder."""
