@@ -25,6 +25,7 @@ from stovectl.settings.loading import (
     settings_from_mapping,
     unknown_environment,
 )
+from stovectl.settings.mqtt import MqttDeviceSettings, MqttSettings, MqttTlsSettings
 from stovectl.settings.output import redacted, to_toml
 from stovectl.settings.root import Settings
 from stovectl.settings.sections import (
@@ -54,6 +55,9 @@ __all__ = [
     "Identifier",
     "MiioDeviceSettings",
     "MiotChannelSettings",
+    "MqttDeviceSettings",
+    "MqttSettings",
+    "MqttTlsSettings",
     "RemoteSettings",
     "SafetySettings",
     "Settings",

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, model_validator
 
 from stovectl.devices.miio_models import MiioModel, MiotChannel, known_model
+from stovectl.settings.mqtt import MqttDeviceSettings
 from stovectl.settings.types import Duration, Identifier, StrictModel, read_secret
 
 
@@ -120,5 +121,6 @@ class MiioDeviceSettings(StrictModel):
 
 
 DeviceSettings = Annotated[
-    SimulatedDeviceSettings | MiioDeviceSettings, Field(discriminator="kind")
+    SimulatedDeviceSettings | MiioDeviceSettings | MqttDeviceSettings,
+    Field(discriminator="kind"),
 ]

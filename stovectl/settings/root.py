@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from stovectl.core.voice import parse_voice_action
 from stovectl.settings.devices import DeviceSettings
+from stovectl.settings.mqtt import MqttDeviceSettings, MqttSettings
 from stovectl.settings.sections import (
     BurnerSettings,
     DaemonSettings,
@@ -41,6 +42,10 @@ class Settings(BaseSettings):
     )
     daemon: DaemonSettings = Field(
         default_factory=DaemonSettings, description="Where the daemon listens, stores and logs."
+    )
+    mqtt: MqttSettings | None = Field(
+        None, description="The MQTT broker: remote commands, state, Home Assistant and MQTT "
+        "relays; absent = no MQTT."
     )
     speaker: SpeakerSettings | None = Field(
         None, description="A Xiaoai speaker that says what the burners did; absent = silent."
@@ -87,7 +92,20 @@ class Settings(BaseSettings):
                     f"{burner.channel} of device {device.id!r} already"
                 )
         _check_voice(self.voice, devices, wired, {burner.id for burner in self.burners})
+        for index, device in enumerate(self.devices):
+            if isinstance(device, MqttDeviceSettings) and self.mqtt is None:
+                raise ValueError(
+                    f"devices[{index}] (id {device.id!r}): an mqtt device needs the broker; "
+                    "add an [mqtt] section"
+                )
         return self
+
+    @property
+    def mqtt_base_topic(self) -> str:
+        """Where state, commands and events live: the config's, else stovectl/<stove id>."""
+        if self.mqtt is not None and self.mqtt.base_topic:
+            return self.mqtt.base_topic
+        return f"stovectl/{self.stove.id}"
 
     def burner(self, burner_id: str) -> BurnerSettings:
         return next(burner for burner in self.burners if burner.id == burner_id)

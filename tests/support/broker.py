@@ -41,14 +41,27 @@ STOP_TIMEOUT_SECONDS = 5.0
 MOSQUITTO_USER = "mosquitto"
 
 # The password variant's accounts; the ACL below gives each its topics.
-PASSWORDS = {"stovectl": "stove-secret", "reader": "reader-secret"}
+# stovectl may use its own topics, Home Assistant's and the relays'; "device" plays the
+# relays (simulated devices); "reader" may only read. Anything unlisted is denied.
+PASSWORDS = {"stovectl": "stove-secret", "reader": "reader-secret", "device": "device-secret"}
 ACL = """\
 user stovectl
 topic readwrite stovectl/#
 topic read homeassistant/status
+topic write homeassistant/+/+/config
+topic readwrite cmnd/#
+topic read stat/#
+topic read tele/#
+topic readwrite zigbee2mqtt/#
+topic readwrite shelly/#
+topic readwrite esphome/#
+topic readwrite relays/#
 
 user reader
 topic read stovectl/#
+
+user device
+topic readwrite #
 """
 # The TLS variant's client certificate name, which Mosquitto takes as the user name.
 TLS_CLIENT_NAME = "stovectl"

@@ -107,6 +107,9 @@ class Probe:
         """Disconnect and stop the loop thread; safe whether or not it connected."""
         self.client.disconnect()
         self.client.loop_stop()
+        # paho leaves loop_start()'s wake-up socket pair open until garbage collection,
+        # which then warns (ResourceWarning); close it now, as its __del__ would.
+        self.client._reset_sockets()  # no public way to close them
 
     def connack(self, timeout: float = REPLY_TIMEOUT_SECONDS) -> ReasonCode:
         """The reason code of the next CONNACK."""

@@ -1,0 +1,1 @@
+"""MQTT: the broker connection, remote commands, state, events and Home Assistant discovery."""
