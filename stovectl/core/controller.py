@@ -224,12 +224,14 @@ class BurnerController:
         *,
         pin: str | None = None,
         issued_at: float | None = None,
+        age_known: bool = True,
     ) -> list[Outcome]:
         """Re-arm locked burners; relaxing, so remote sources obey rule 5."""
         ids = self.resolve(names)
         for burner_id in ids:
             burner = self._burners[burner_id]
-            self._check(Relaxing.UNLOCK, source, actor, burner, pin=pin, issued_at=issued_at)
+            self._check(Relaxing.UNLOCK, source, actor, burner, pin=pin, issued_at=issued_at,
+                        age_known=age_known)
         return list(await asyncio.gather(*(self._unlock(i, source, actor) for i in ids)))
 
     async def _unlock(self, burner_id: str, source: str, actor: str | None) -> Outcome:
@@ -254,11 +256,13 @@ class BurnerController:
         *,
         extend: bool = False,
         issued_at: float | None = None,
+        age_known: bool = True,
     ) -> list[Outcome]:
         """Start or shorten countdowns; with ``extend``, add time (relaxing, rule 5)."""
         ids = self.resolve(names)
         return [
-            self._set_countdown(self._burners[i], seconds, source, actor, extend, issued_at)
+            self._set_countdown(self._burners[i], seconds, source, actor, extend,
+                                (issued_at, age_known))
             for i in ids
         ]
 
@@ -269,13 +273,14 @@ class BurnerController:
         source: str,
         actor: str | None,
         extend: bool,
-        issued_at: float | None,
+        age: tuple[float | None, bool],
     ) -> Outcome:
         if seconds <= 0:
             raise CommandRefused("bad_duration", "a countdown must be longer than zero")
         current = self._deadlines.get((burner.id, COUNTDOWN))
         if extend:
-            self._check(Relaxing.EXTEND, source, actor, burner, issued_at=issued_at)
+            self._check(Relaxing.EXTEND, source, actor, burner, issued_at=age[0],
+                        age_known=age[1])
             if current is not None:
                 seconds += current.remaining(self._clock)
         elif current is not None and seconds > current.remaining(self._clock) + 0.001:
@@ -305,11 +310,13 @@ class BurnerController:
         actor: str | None = None,
         *,
         issued_at: float | None = None,
+        age_known: bool = True,
     ) -> list[Outcome]:
         """Cancel countdowns; relaxing, so remote sources obey rule 5."""
         burners = [self._burners[i] for i in self.resolve(names)]
         for burner in burners:
-            self._check(Relaxing.CANCEL, source, actor, burner, issued_at=issued_at)
+            self._check(Relaxing.CANCEL, source, actor, burner, issued_at=issued_at,
+                        age_known=age_known)
         outcomes = []
         for burner in burners:
             if self._drop_countdown(burner, source, actor, "cancelled"):
@@ -327,14 +334,24 @@ class BurnerController:
         *,
         pin: str | None = None,
         issued_at: float | None = None,
+        age_known: bool = True,
     ) -> None:
         try:
             check_relaxing(
                 action, source, self._policy, pin=pin, issued_at=issued_at,
-                now=self._clock.wall(), lock_reason=burner.reason,
+                age_known=age_known, now=self._clock.wall(), lock_reason=burner.reason,
             )
         except CommandRefused as refusal:
             self._refuse(source, actor, burner, refusal)
+
+    def reject(
+        self, source: str, code: str, message: str, burner_id: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        """Record a command refused before it reached a burner (malformed, unknown burner)."""
+        burner = self._burners.get(burner_id) if burner_id is not None else None
+        self._emit(Kind.REFUSED, source, burner, actor=actor, reason=code,
+                   result=Result.REFUSED, message=message)
 
     def _refuse(
         self, source: str, actor: str | None, burner: Burner, refusal: CommandRefused

@@ -39,10 +39,16 @@ def check_relaxing(
     *,
     pin: str | None = None,
     issued_at: float | None = None,
+    age_known: bool = True,
     now: float,
     lock_reason: str | None = None,
 ) -> None:
-    """Raise CommandRefused unless ``source`` may relax the hob this way now."""
+    """Raise CommandRefused unless ``source`` may relax the hob this way now.
+
+    ``age_known`` is False for a remote command that carries no issue time and
+    no message expiry: it may have waited a day in a broker's queue, so it is
+    treated as stale.
+    """
     if source not in REMOTE_SOURCES:
         return
     if action is Relaxing.UNLOCK and lock_reason == HAZARD:
@@ -55,11 +61,20 @@ def check_relaxing(
             f"{action.value} from {source} is refused: remote sources may only make the "
             "hob safer (set [remote] allow_relax = true to allow it)",
         )
-    if issued_at is not None and now - issued_at > policy.relax_ttl_seconds:
+    if not age_known:
         raise CommandRefused(
             "stale",
-            f"{action.value} from {source} is refused: it was issued "
-            f"{now - issued_at:.0f}s ago, more than {policy.relax_ttl_seconds:g}s",
+            f"{action.value} from {source} is refused: it says nothing of when it was issued "
+            f"(give \"ts\", or an MQTT message expiry), so it may be older than "
+            f"{policy.relax_ttl_seconds:g}s",
+        )
+    if issued_at is not None and abs(now - issued_at) > policy.relax_ttl_seconds:
+        when = (f"{now - issued_at:.0f}s ago" if issued_at <= now
+                else f"{issued_at - now:.0f}s in the future (is a clock wrong?)")
+        raise CommandRefused(
+            "stale",
+            f"{action.value} from {source} is refused: it was issued {when}, more than "
+            f"{policy.relax_ttl_seconds:g}s from now",
         )
     if action is Relaxing.UNLOCK:
         if policy.pin is None:

@@ -49,7 +49,17 @@ CREATE TABLE IF NOT EXISTS request_ids (
     device TEXT PRIMARY KEY,
     last_id INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS command_ids (
+    id TEXT PRIMARY KEY,
+    time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS command_ids_time ON command_ids (time);
+CREATE TABLE IF NOT EXISTS discovery_topics (
+    topic TEXT PRIMARY KEY
+);
 """
+COMMAND_IDS_KEPT_SECONDS = 7 * 24 * 3600
+"""How long a remote command id is remembered, so a replay is recognised."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,34 @@ class Store:
         self.db.execute(
             "INSERT OR REPLACE INTO request_ids VALUES (?, ?)", (device, request_id)
         )
+
+    def first_sight_of_command(self, command_id: str, now: float) -> bool:
+        """Remember a remote command id; False if it was seen before (a replay or duplicate)."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO command_ids VALUES (?, ?)", (command_id, now)
+        )
+        if cursor.rowcount == 1:
+            self.db.execute(
+                "DELETE FROM command_ids WHERE time < ?", (now - COMMAND_IDS_KEPT_SECONDS,)
+            )
+            return True
+        return False
+
+    def discovery_topics(self) -> set[str]:
+        """The Home Assistant discovery topics published last, to remove those now gone."""
+        return {row[0] for row in self.db.execute("SELECT topic FROM discovery_topics")}
+
+    def save_discovery_topics(self, topics: set[str]) -> None:
+        self.db.execute("BEGIN")
+        try:
+            self.db.execute("DELETE FROM discovery_topics")
+            self.db.executemany(
+                "INSERT INTO discovery_topics VALUES (?)", [(topic,) for topic in sorted(topics)]
+            )
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def record(self, event: Event) -> None:
         self.db.execute(

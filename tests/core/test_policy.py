@@ -110,3 +110,30 @@ def test_hazard_lock_is_cleared_only_locally(policy: RemotePolicy) -> None:
 def test_other_lock_reasons_may_be_unlocked_remotely() -> None:
     """A lock for another reason is unlocked remotely when allowed, with the PIN."""
     check_relaxing(Relaxing.UNLOCK, "mqtt", RELAXED, pin="2468", now=NOW, lock_reason="manual")
+
+
+@pytest.mark.parametrize("action", list(Relaxing))
+def test_remote_relaxing_of_unknown_age_is_refused_as_stale(action: Relaxing) -> None:
+    """A relaxing MQTT command with neither issue time nor message expiry counts as stale."""
+    with pytest.raises(CommandRefused, match="says nothing of when it was issued") as caught:
+        check_relaxing(action, "mqtt", RELAXED, pin="2468", age_known=False, now=NOW)
+    assert caught.value.code == "stale"
+
+
+def test_unknown_age_is_checked_after_relaxing_is_allowed_at_all() -> None:
+    """With allow_relax off, an ageless command is refused for that, the more useful reason."""
+    with pytest.raises(CommandRefused) as caught:
+        check_relaxing(Relaxing.UNLOCK, "mqtt", STRICT, age_known=False, now=NOW)
+    assert caught.value.code == "remote_relax_disabled"
+
+
+def test_a_command_issued_in_the_future_beyond_the_ttl_is_stale() -> None:
+    """An issue time far ahead of our clock is refused too, and the message suspects a clock."""
+    with pytest.raises(CommandRefused, match="in the future") as caught:
+        check_relaxing(Relaxing.CANCEL, "mqtt", RELAXED, issued_at=NOW + 120, now=NOW)
+    assert caught.value.code == "stale"
+
+
+def test_a_local_source_ignores_unknown_age() -> None:
+    """The CLI's commands carry no age and need none."""
+    check_relaxing(Relaxing.UNLOCK, "cli", STRICT, age_known=False, now=NOW)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stovectl.core.events import Event, Kind, Result
-from stovectl.core.store import Store, StoredCountdown, StoredIntent
+from stovectl.core.store import COMMAND_IDS_KEPT_SECONDS, Store, StoredCountdown, StoredIntent
 
 
 @pytest.fixture
@@ -147,3 +147,30 @@ def test_history_limit_keeps_the_newest_in_time_order(store: Store) -> None:
         store.record(event(float(time)))
 
     assert [e.time for e in store.history(limit=3)] == [1007.0, 1008.0, 1009.0]
+
+
+def test_a_command_id_is_new_once_even_across_reopening(store: Store) -> None:
+    """A remote command id is first seen once; the same id after a restart is a replay."""
+    assert store.first_sight_of_command("abc", now=1000.0)
+    assert not store.first_sight_of_command("abc", now=1001.0)
+
+    reopened = reopen(store)
+
+    assert not reopened.first_sight_of_command("abc", now=1002.0)
+    assert reopened.first_sight_of_command("abd", now=1002.0)
+
+
+def test_command_ids_are_forgotten_after_a_week(store: Store) -> None:
+    """Ids older than COMMAND_IDS_KEPT_SECONDS are pruned when a new id arrives."""
+    store.first_sight_of_command("old", now=0.0)
+    store.first_sight_of_command("new", now=COMMAND_IDS_KEPT_SECONDS + 1.0)
+
+    assert store.first_sight_of_command("old", now=COMMAND_IDS_KEPT_SECONDS + 2.0)
+
+
+def test_discovery_topics_are_replaced_as_a_whole(store: Store) -> None:
+    """Saving discovery topics replaces the previous set, and the set survives reopening."""
+    store.save_discovery_topics({"homeassistant/button/a/config", "homeassistant/lock/b/config"})
+    store.save_discovery_topics({"homeassistant/button/a/config"})
+
+    assert reopen(store).discovery_topics() == {"homeassistant/button/a/config"}
