@@ -73,3 +73,5 @@ class CommandRefused(StovectlError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+        self.recorded = False
+        """True once the controller has put the refusal in the history."""

@@ -172,6 +172,10 @@ class BurnerController:
     def burner_ids(self) -> list[str]:
         return list(self._burners)
 
+    def now(self) -> float:
+        """Wall-clock seconds, from the controller's clock (tests move it)."""
+        return self._clock.wall()
+
     async def shutoff(
         self, names: Sequence[str], source: str, actor: str | None = None
     ) -> list[Outcome]:
@@ -358,6 +362,7 @@ class BurnerController:
     ) -> None:
         self._emit(Kind.REFUSED, source, burner, actor=actor, reason=refusal.code,
                    result=Result.REFUSED, message=str(refusal))
+        refusal.recorded = True
         raise refusal
 
     # -- countdowns and re-arms -------------------------------------------------------

@@ -40,6 +40,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from stovectl.errors import StovectlError
+from stovectl.settings.mqtt import MqttSettings
 
 log = logging.getLogger(__name__)
 
@@ -421,4 +422,28 @@ def _translate(raw: mqtt.MQTTMessage) -> Message:
         response_topic=response_topic if isinstance(response_topic, str) else None,
         correlation_data=bytes(correlation) if correlation is not None else None,
         message_expiry=expiry if isinstance(expiry, int) else None,
+    )
+
+
+def options_from_settings(
+    mqtt_settings: MqttSettings, default_client_id: str, will_topic: str | None
+) -> ConnectionOptions:
+    """The daemon's connection options, from its ``[mqtt]`` section."""
+    tls = mqtt_settings.tls
+    password = mqtt_settings.password
+    return ConnectionOptions(
+        host=mqtt_settings.host,
+        port=mqtt_settings.broker_port,
+        client_id=mqtt_settings.client_id or default_client_id,
+        protocol=mqtt_settings.protocol,
+        username=mqtt_settings.username,
+        password=None if password is None else password.get_secret_value(),
+        tls=tls is not None,
+        ca_file=None if tls is None or tls.ca_file is None else str(tls.ca_file),
+        cert_file=None if tls is None or tls.cert_file is None else str(tls.cert_file),
+        key_file=None if tls is None or tls.key_file is None else str(tls.key_file),
+        keepalive_seconds=max(5, round(mqtt_settings.keepalive.total_seconds())),
+        session_expiry_seconds=round(mqtt_settings.session_expiry.total_seconds()),
+        reconnect_max_seconds=mqtt_settings.reconnect_max_interval.total_seconds(),
+        will_topic=will_topic,
     )
