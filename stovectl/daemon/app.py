@@ -1,10 +1,12 @@
 """The one place that builds stovectl's object graph, starts it and stops it.
 
 Start order: claim the control socket (a second daemon stops here, before it
-touches a relay), store, relays, the announcer (so an alarm during
-reconciliation is said aloud), controller (reconciles intent with the
-relays), then answer on the socket — so no command is accepted before
-reconciliation (DESIGN §2 rule 6). Stop order is the reverse. SIGTERM and SIGINT stop it
+touches a relay), store, relays, the MQTT bridge's subscriptions, the broker
+connection (waiting up to ``connect_timeout``, so MQTT relays can be read), the
+announcer (so an alarm during reconciliation is said aloud), controller
+(reconciles intent with the relays), then act on MQTT commands and answer on
+the socket — so no command is accepted before reconciliation (DESIGN §2 rule
+6). Stop order is the reverse. SIGTERM and SIGINT stop it
 cleanly; every burner stays in its intended state, and pending re-arms and
 countdowns are already on disk for the next start.
 """
@@ -17,6 +19,7 @@ import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stovectl.announce.announcer import Announcer
 from stovectl.control.server import ControlServer
@@ -27,10 +30,15 @@ from stovectl.devices.base import Relay
 from stovectl.settings import (
     DeviceSettings,
     MiioDeviceSettings,
+    MqttDeviceSettings,
     Settings,
     SimulatedDeviceSettings,
 )
 from stovectl.sim.world import SimulatedWorld
+
+if TYPE_CHECKING:
+    from stovectl.mqtt.bridge import MqttBridge
+    from stovectl.mqtt.connection import MqttConnection
 
 log = logging.getLogger("stovectl")
 
@@ -43,6 +51,8 @@ class DeviceContext:
 
     world: SimulatedWorld
     store: Store
+    mqtt: MqttConnection | None = None
+    base_topic: str = ""
 
 
 def _simulated(device: DeviceSettings, context: DeviceContext) -> Relay:
@@ -58,10 +68,32 @@ def _miio(device: DeviceSettings, context: DeviceContext) -> Relay:
     return MiioRelay(device, context.store)
 
 
+def _mqtt(device: DeviceSettings, context: DeviceContext) -> Relay:
+    assert isinstance(device, MqttDeviceSettings)
+    assert context.mqtt is not None  # settings refuse an mqtt device without [mqtt]
+    from stovectl.devices.mqtt import MqttRelay  # noqa: PLC0415  # paho only for its users
+
+    return MqttRelay(device, context.mqtt, context.base_topic)
+
+
 RELAY_FACTORIES: Mapping[str, Callable[[DeviceSettings, DeviceContext], Relay]] = {
     "simulated": _simulated,
     "miio": _miio,
+    "mqtt": _mqtt,
 }
+
+
+def build_mqtt(settings: Settings) -> MqttConnection | None:
+    """The broker connection for the ``[mqtt]`` section, or None without one."""
+    if settings.mqtt is None:
+        return None
+    # Imported here: paho is loaded only by daemons that talk MQTT.
+    from stovectl.mqtt.connection import MqttConnection, options_from_settings  # noqa: PLC0415
+
+    base = settings.mqtt_base_topic
+    return MqttConnection(options_from_settings(
+        settings.mqtt, f"stovectl-{settings.stove.id}", will_topic=f"{base}/status"
+    ))
 
 
 def build_announcer(settings: Settings, store: Store) -> Announcer | None:
@@ -96,7 +128,8 @@ class Daemon:
         self.socket_path = socket_path
         self.store = Store(state_dir / DATABASE_NAME)
         self.world = SimulatedWorld(settings)
-        context = DeviceContext(self.world, self.store)
+        self.mqtt = build_mqtt(settings)
+        context = DeviceContext(self.world, self.store, self.mqtt, settings.mqtt_base_topic)
         self.relays: dict[str, Relay] = {
             device.id: RELAY_FACTORIES[device.kind](device, context)
             for device in settings.devices
@@ -107,6 +140,11 @@ class Daemon:
         if self.announcer is not None:
             self.controller.events.subscribe(self.announcer.hear)
         self.server = ControlServer(self.controller, socket_path)
+        self.bridge: MqttBridge | None = None
+        if self.mqtt is not None:
+            from stovectl.mqtt.bridge import MqttBridge  # noqa: PLC0415  # see build_mqtt
+
+            self.bridge = MqttBridge(settings, self.controller, self.mqtt, self.store)
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -114,20 +152,34 @@ class Daemon:
         self.store.open()
         for relay in self.relays.values():
             await relay.start()
+        if self.mqtt is not None:
+            assert self.settings.mqtt is not None and self.bridge is not None
+            self.bridge.attach()
+            wait = self.settings.mqtt.connect_timeout.total_seconds()
+            if not await self.mqtt.start(wait_seconds=wait):
+                log.warning("the MQTT broker at %s:%s did not answer within %ss; going on "
+                            "without it, and retrying", self.settings.mqtt.host,
+                            self.settings.mqtt.broker_port, f"{wait:g}")
         if self.announcer is not None:
             await self.announcer.start()
         await self.controller.start()
+        if self.bridge is not None:
+            await self.bridge.serve()
         await self.server.serve()
         log.info("listening on %s", self.socket_path)
 
     async def stop(self) -> None:
         """Stop in the reverse order of start; safe after a start that failed half-way."""
         await self.server.close()
+        if self.bridge is not None:
+            await self.bridge.close()
         await self.controller.close()
         if self.announcer is not None:
             await self.announcer.close()
         for relay in self.relays.values():
             await relay.close()
+        if self.mqtt is not None:
+            await self.mqtt.close()
         self.store.close()
 
     def request_stop(self) -> None:
