@@ -264,9 +264,10 @@ def demo(fast: bool) -> None:
 @main.command()
 @CONFIG_OPTION
 def simulate(config_path: Path | None) -> None:
-    """Simulate the config's miIO relays on loopback, wired to a simulated stove.
+    """Simulate the config's miIO and MQTT relays, wired to a simulated stove.
 
-    Each kind = "miio" device must have a 127.x.y.z host; runs until Ctrl-C or SIGTERM.
+    Each kind = "miio" device must have a 127.x.y.z host; kind = "mqtt" devices join
+    the config's [mqtt] broker. Runs until Ctrl-C or SIGTERM.
     """
     from stovectl.sim.runner import run_simulation  # noqa: PLC0415  # the client path stays light
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -180,6 +181,26 @@ class MqttConnection:
             if not future.done():
                 future.cancel()
         self._waiting.clear()
+
+    async def abort(self, drop_timeout: float = 2.0) -> None:
+        """Drop the connection without a DISCONNECT, as a power cut would, then stop.
+
+        The broker publishes the last will. The simulated devices use it to go
+        offline the way a real relay does.
+        """
+        client = self._client
+        if client is None:
+            return
+        dropped = asyncio.Event()
+        self._disconnect_listeners.append(dropped.set)
+        sock = client.socket()
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(dropped.wait(), drop_timeout)
+        # Disconnected now, so close() neither says offline nor sends a DISCONNECT.
+        await self.close()
 
     def _clean_start(self) -> bool | Literal[3]:
         # Under 3.1.1 the session is chosen by the client's clean_session instead.
@@ -426,15 +447,20 @@ def _translate(raw: mqtt.MQTTMessage) -> Message:
 
 
 def options_from_settings(
-    mqtt_settings: MqttSettings, default_client_id: str, will_topic: str | None
+    mqtt_settings: MqttSettings,
+    default_client_id: str,
+    will_topic: str | None,
+    *,
+    client_id: str | None = None,
 ) -> ConnectionOptions:
-    """The daemon's connection options, from its ``[mqtt]`` section."""
+    """Connection options from an ``[mqtt]`` section: the daemon's, or (with its own
+    ``client_id``) a simulated device's on the same broker."""
     tls = mqtt_settings.tls
     password = mqtt_settings.password
     return ConnectionOptions(
         host=mqtt_settings.host,
         port=mqtt_settings.broker_port,
-        client_id=mqtt_settings.client_id or default_client_id,
+        client_id=client_id or mqtt_settings.client_id or default_client_id,
         protocol=mqtt_settings.protocol,
         username=mqtt_settings.username,
         password=None if password is None else password.get_secret_value(),

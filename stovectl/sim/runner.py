@@ -1,13 +1,16 @@
-"""``stovectl simulate``: the config's Mi Home relays, simulated on loopback.
+"""``stovectl simulate``: the config's Mi Home and MQTT relays, simulated.
 
-A daemon configured for miIO relays can be tried, shown and tested end to end
-without hardware: every ``kind = "miio"`` device of the config becomes a
+A daemon configured for miIO or MQTT relays can be tried, shown and tested end
+to end without hardware. Every ``kind = "miio"`` device of the config becomes a
 ``SimulatedMiioDevice`` on its configured address, speaking the real protocol
-over UDP with the configured token, model and channel mapping, and its channels
-are wired to a simulated stove through each burner's ``cut_state``, with the
-same wiring the in-process world uses (``world.wire_stove``). Only loopback
-addresses (127.0.0.0/8) are simulated: answering as a device on a real network
-would impersonate, or collide with, a relay in someone's kitchen.
+over UDP with the configured token, model and channel mapping; every ``kind =
+"mqtt"`` device becomes a ``SimulatedMqttDevice`` of its preset, connected to the
+config's ``[mqtt]`` broker with the config's credentials and TLS files. Their
+channels are wired to one simulated stove through each burner's ``cut_state``,
+with the same wiring the in-process world uses (``world.wire_stove``). Only
+loopback addresses (127.0.0.0/8) are simulated for miIO: answering as a device on
+a real network would impersonate, or collide with, a relay in someone's kitchen.
+An MQTT device only speaks through the broker the daemon itself uses.
 """
 
 from __future__ import annotations
@@ -24,10 +27,18 @@ from functools import partial
 import click
 
 from stovectl.devices.base import RelayState
-from stovectl.settings import BurnerSettings, MiioDeviceSettings, Settings
+from stovectl.mqtt.connection import ConnectionOptions, MqttError, options_from_settings
+from stovectl.settings import (
+    BurnerSettings,
+    MiioDeviceSettings,
+    MqttDeviceSettings,
+    MqttSettings,
+    Settings,
+)
 from stovectl.sim.miio_device import SimulatedMiioDevice
+from stovectl.sim.mqtt_device import SimulatedMqttDevice
 from stovectl.sim.stove import StovePhysics
-from stovectl.sim.world import wire_stove
+from stovectl.sim.world import Switchable, wire_stove
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -75,8 +86,15 @@ def check_hosts(devices: Sequence[MiioDeviceSettings]) -> None:
         owners[device.host] = device.id
 
 
-class MiioSimulation:
-    """The config's miIO devices as simulators on loopback, wired to one simulated stove."""
+def mqtt_options(mqtt: MqttSettings, device_id: str) -> ConnectionOptions:
+    """The broker connection of a simulated MQTT device: the config's broker and login."""
+    return options_from_settings(
+        mqtt, "", will_topic=None, client_id=f"stovectl-sim-{device_id}"
+    )
+
+
+class Simulation:
+    """The config's miIO and MQTT devices as simulators, wired to one simulated stove."""
 
     def __init__(
         self,
@@ -85,10 +103,11 @@ class MiioSimulation:
         physics: StovePhysics | None = None,
     ) -> None:
         configured = [d for d in settings.devices if isinstance(d, MiioDeviceSettings)]
-        if not configured:
+        over_mqtt = [d for d in settings.devices if isinstance(d, MqttDeviceSettings)]
+        if not configured and not over_mqtt:
             raise SimulationRefused(
-                'the config has no kind = "miio" device to simulate (kind = "simulated" '
-                "devices run inside the daemon itself)"
+                'the config has no kind = "miio" or kind = "mqtt" device to simulate '
+                '(kind = "simulated" devices run inside the daemon itself)'
             )
         check_hosts(configured)
         taken: set[int] = set()
@@ -96,8 +115,22 @@ class MiioSimulation:
             device.id: _simulator(device, device_id_for(device.id, taken))
             for device in configured
         }
+        self.mqtt_devices: dict[str, SimulatedMqttDevice] = {}
+        self._broker = ""
+        if over_mqtt:
+            mqtt = settings.mqtt
+            assert mqtt is not None  # an mqtt device without [mqtt] does not load
+            self._broker = f"{mqtt.host}:{mqtt.broker_port}"
+            timeout = mqtt.connect_timeout.total_seconds()
+            self.mqtt_devices = {
+                device.id: SimulatedMqttDevice(
+                    device, mqtt_options(mqtt, device.id), connect_timeout=timeout
+                )
+                for device in over_mqtt
+            }
         self._burners = settings.burners
-        self.stove = wire_stove(settings.burners, self.devices, clock, physics)
+        self._switchables: dict[str, Switchable] = {**self.devices, **self.mqtt_devices}
+        self.stove = wire_stove(settings.burners, self._switchables, clock, physics)
 
     def burners_on(self, device_id: str) -> dict[int, list[BurnerSettings]]:
         """The burners wired to each channel of a device, by channel."""
@@ -107,25 +140,34 @@ class MiioSimulation:
                 channels.setdefault(burner.channel, []).append(burner)
         return channels
 
+    def _channels(self, device_id: str, count: int) -> str:
+        """How many channels, and what each is wired to: "2 channels: left, unwired"."""
+        wired = self.burners_on(device_id)
+        names = ", ".join(
+            "+".join(b.id for b in wired[channel]) if channel in wired else "unwired"
+            for channel in range(1, count + 1)
+        )
+        return f"{count} channel{'s' if count != 1 else ''}: {names}"
+
     def describe(self) -> list[str]:
-        """One line per device: model, address and what each channel is wired to."""
+        """One line per device: model or preset, address or topics, and its channels' burners."""
         lines = []
         for device_id, device in self.devices.items():
-            wired = self.burners_on(device_id)
-            count = device.spec.channel_count
-            names = ", ".join(
-                "+".join(b.id for b in wired[channel]) if channel in wired else "unwired"
-                for channel in range(1, count + 1)
-            )
             lines.append(
                 f"simulating relay {device.model} at {device.host}:{device.port} "
-                f"({count} channel{'s' if count != 1 else ''}: {names})"
+                f"({self._channels(device_id, device.spec.channel_count)})"
+            )
+        for device_id, relay in self.mqtt_devices.items():
+            lines.append(
+                f"simulating {relay.settings.preset} relay {device_id!r} via the MQTT broker "
+                f"at {self._broker}: {relay.firmware.describe()} "
+                f"({self._channels(device_id, relay.settings.channels)})"
             )
         return lines
 
     def report_switches(self, say: Say) -> None:
         """Say each burner's loop state now, and whenever its relay switches."""
-        for device_id, device in self.devices.items():
+        for device_id, device in self._switchables.items():
             # Wired after the stove, so the stove has followed the switch when this runs.
             device.wire(partial(self._report, self.burners_on(device_id), say))
 
@@ -138,7 +180,7 @@ class MiioSimulation:
             say(f"{burner.id}: relay channel {channel} {state}: {loop}")
 
     async def start(self) -> None:
-        """Bind every device's address; on any failure release those already bound."""
+        """Bind every miIO address, connect every MQTT device; on failure undo all of it."""
         try:
             for device_id, device in self.devices.items():
                 try:
@@ -153,6 +195,14 @@ class MiioSimulation:
                         f"device {device_id!r}: cannot listen on "
                         f"{device.host}:{device.port}: {reason}",
                     ) from None
+            for device_id, relay in self.mqtt_devices.items():
+                try:
+                    await relay.start()
+                except MqttError as error:
+                    raise SimulationRefused(
+                        f"device {device_id!r}: {error}; is the broker running, and are the "
+                        "[mqtt] host, port, credentials and TLS files right?"
+                    ) from None
         except BaseException:
             await self.close()
             raise
@@ -160,6 +210,8 @@ class MiioSimulation:
     async def close(self) -> None:
         for device in self.devices.values():
             await device.close()
+        for relay in self.mqtt_devices.values():
+            await relay.close()
 
 
 def _simulator(device: MiioDeviceSettings, device_id: int) -> SimulatedMiioDevice:
@@ -174,7 +226,7 @@ def _simulator(device: MiioDeviceSettings, device_id: int) -> SimulatedMiioDevic
         raise SimulationRefused(f"device {device.id!r} cannot be simulated: {error}") from None
 
 
-async def serve(simulation: MiioSimulation, say: Say) -> None:
+async def serve(simulation: Simulation, say: Say) -> None:
     """Run the simulation until SIGINT or SIGTERM."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -196,12 +248,11 @@ def run_simulation(settings: Settings, say: Say | None = None) -> int:
     """``stovectl simulate``: 0 after SIGINT/SIGTERM, 2 if the config cannot be simulated."""
     say = say or click.echo
     try:
-        simulation = MiioSimulation(settings)
+        simulation = Simulation(settings)
+        asyncio.run(serve(simulation, say))
     except SimulationRefused as refusal:
         click.echo(f"stovectl: cannot simulate: {refusal}", err=True)
         return EXIT_USAGE
-    try:
-        asyncio.run(serve(simulation, say))
     except OSError as error:
         click.echo(f"stovectl: {error.strerror or error}", err=True)
         return EXIT_FAILED

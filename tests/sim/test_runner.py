@@ -23,12 +23,14 @@ from stovectl.devices.base import RelayState
 from stovectl.settings import Settings, settings_from_mapping
 from stovectl.sim.runner import (
     DEVICE_ID_MASK,
-    MiioSimulation,
+    Simulation,
     SimulationRefused,
     device_id_for,
 )
+from tests.support.broker import free_port, running_broker
 from tests.support.daemon import STOVECTL, clean_environment
 from tests.support.miio_sim import TOKEN, RelayConfig, miio_config
+from tests.support.mqtt_probe import Probe
 
 pytestmark = pytest.mark.filterwarnings(
     # python-miio 0.5.12 never closes its per-request UDP sockets (PROTOCOLS.md, "Warnings").
@@ -65,6 +67,36 @@ device = "sim"
     return text
 
 
+def mqtt_config(port: int, *, connect_timeout: str = "5s", login: str = "") -> str:
+    """A two-burner hob on a Tasmota relay (NC ``left``, NO ``right``) through a broker."""
+    return f'''[stove]
+id = "mqtthob"
+
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+connect_timeout = "{connect_timeout}"
+{login}
+[[devices]]
+id = "hob"
+kind = "mqtt"
+preset = "tasmota"
+topic = "simhob"
+channels = 2
+
+[[burners]]
+id = "left"
+device = "hob"
+channel = 1
+
+[[burners]]
+id = "right"
+device = "hob"
+channel = 2
+cut_state = "off"
+'''
+
+
 # Derived device ids.
 
 
@@ -93,7 +125,7 @@ def test_hosts_outside_loopback_are_refused(host: str) -> None:
     """A host outside 127.0.0.0/8 is never simulated: the refusal names device and host."""
     config = miio_config({"relay": RelayConfig(host, ("left",))})
     with pytest.raises(SimulationRefused, match=rf"'relay'.*'{host}'.*loopback"):
-        MiioSimulation(settings(config))
+        Simulation(settings(config))
 
 
 def test_two_devices_on_one_address_are_refused() -> None:
@@ -103,22 +135,22 @@ def test_two_devices_on_one_address_are_refused() -> None:
         "back": RelayConfig("127.0.3.32", ("right",)),
     })
     with pytest.raises(SimulationRefused, match=r"'front' and 'back' share host 127\.0\.3\.32"):
-        MiioSimulation(settings(config))
+        Simulation(settings(config))
 
 
-def test_a_config_without_miio_devices_is_refused() -> None:
+def test_a_config_without_miio_or_mqtt_devices_is_refused() -> None:
     """A config with only in-process simulated devices has nothing to simulate."""
     config = settings_from_mapping({
         "devices": [{"kind": "simulated", "id": "sim"}],
         "burners": [{"id": "left", "device": "sim"}],
     })
-    with pytest.raises(SimulationRefused, match="no kind = \"miio\" device"):
-        MiioSimulation(config)
+    with pytest.raises(SimulationRefused, match='no kind = "miio" or kind = "mqtt" device'):
+        Simulation(config)
 
 
 def test_each_device_has_the_configured_address_token_model_and_id() -> None:
     """A device per miIO device: its host, port 54321, model and the id derived from its id."""
-    simulation = MiioSimulation(settings(mixed_config()))
+    simulation = Simulation(settings(mixed_config()))
 
     assert set(simulation.devices) == {"relay"}
     device = simulation.devices["relay"]
@@ -138,7 +170,7 @@ def test_an_explicit_channel_mapping_is_simulated() -> None:
         'model = "acme.relay.x3"\nchannels = [{ siid = 5, piid = 1 }, { siid = 6, piid = 2 }, '
         "{ siid = 7, piid = 1 }]",
     )
-    simulation = MiioSimulation(settings(config))
+    simulation = Simulation(settings(config))
 
     assert simulation.devices["relay"].spec.switches == ((5, 1), (6, 2), (7, 1))
     assert simulation.describe() == [
@@ -148,7 +180,7 @@ def test_an_explicit_channel_mapping_is_simulated() -> None:
 
 def test_loops_follow_the_relays_through_each_burners_wiring() -> None:
     """NC ``left`` opens its loop when channel 1 is on; NO ``right`` when channel 2 is off."""
-    simulation = MiioSimulation(settings(mixed_config()))
+    simulation = Simulation(settings(mixed_config()))
     device, stove = simulation.devices["relay"], simulation.stove
     assert stove.snapshot("left").loop_closed and not stove.snapshot("right").loop_closed
 
@@ -161,7 +193,7 @@ def test_loops_follow_the_relays_through_each_burners_wiring() -> None:
 
 def test_switches_are_reported_per_burner() -> None:
     """Each burner's loop is said at once, then on every switch of its channel."""
-    simulation = MiioSimulation(settings(mixed_config()))
+    simulation = Simulation(settings(mixed_config()))
     lines: list[str] = []
     simulation.report_switches(lines.append)
     simulation.devices["relay"].switch_by_hand(1, ON)
@@ -170,6 +202,68 @@ def test_switches_are_reported_per_burner() -> None:
         "left: relay channel 1 off: armed (loop closed)",
         "right: relay channel 2 off: CUT (loop open)",
         "left: relay channel 1 on: CUT (loop open)",
+    ]
+
+
+def test_mqtt_devices_connect_to_the_configured_broker_with_its_login(tmp_path: Path) -> None:
+    """An mqtt device gets the [mqtt] host, port, user, password and TLS files, and its own id."""
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / name).write_text("-", encoding="utf-8")
+    login = f'''username = "device"
+password = "device-secret"
+tls = {{ ca_file = "{tmp_path}/ca.pem", cert_file = "{tmp_path}/cert.pem", \
+key_file = "{tmp_path}/key.pem" }}
+'''
+    simulation = Simulation(settings(mqtt_config(18883, login=login)))
+
+    options = simulation.mqtt_devices["hob"].options
+    assert (options.host, options.port, options.client_id) == (
+        "127.0.0.1", 18883, "stovectl-sim-hob")
+    assert (options.username, options.password) == ("device", "device-secret")
+    assert options.tls
+    assert (options.ca_file, options.cert_file, options.key_file) == (
+        f"{tmp_path}/ca.pem", f"{tmp_path}/cert.pem", f"{tmp_path}/key.pem")
+    assert (options.will_topic, options.will_payloads) == ("tele/simhob/LWT", ("Online", "Offline"))
+    assert simulation.describe() == [
+        "simulating tasmota relay 'hob' via the MQTT broker at 127.0.0.1:18883: "
+        "cmnd/simhob/POWER<n> -> stat/simhob/POWER<n> (2 channels: left, right)"
+    ]
+
+
+def test_miio_and_mqtt_relays_drive_one_stove() -> None:
+    """miIO and MQTT devices of one config are both described, and both drive the stove."""
+    text = miio_config({"relay": RelayConfig("127.0.3.35", ("front",))}) + """
+[mqtt]
+host = "127.0.0.1"
+
+[[devices]]
+id = "hob"
+kind = "mqtt"
+preset = "tasmota"
+topic = "simhob"
+
+[[burners]]
+id = "left"
+device = "hob"
+"""
+    simulation = Simulation(settings(text))
+    lines: list[str] = []
+    simulation.report_switches(lines.append)
+
+    simulation.mqtt_devices["hob"].switch_by_hand(1, ON)
+    simulation.devices["relay"].switch_by_hand(1, ON)
+
+    assert simulation.stove.burner_ids == ("front", "left")
+    assert [line.split(" (")[0] for line in simulation.describe()] == [
+        "simulating relay yeelink.switch.sw1 at 127.0.3.35:54321",
+        "simulating tasmota relay 'hob' via the MQTT broker at 127.0.0.1:1883: "
+        "cmnd/simhob/POWER -> stat/simhob/POWER",
+    ]
+    assert lines == [
+        "front: relay channel 1 off: armed (loop closed)",
+        "left: relay channel 1 off: armed (loop closed)",
+        "left: relay channel 1 on: CUT (loop open)",
+        "front: relay channel 1 on: CUT (loop open)",
     ]
 
 
@@ -285,3 +379,56 @@ def test_simulate_with_a_bad_config_exits_78(tmp_path: Path) -> None:
 
     assert simulator.process.returncode == 78
     assert "stovectl.toml" in stderr and "devices" in stderr
+
+
+def next_on(probe: Probe, topic: str) -> bytes:
+    """The payload of the next message on ``topic``, passing over others."""
+    while True:
+        message = probe.next_message()
+        if message.topic == topic:
+            return bytes(message.payload)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_simulate_serves_mqtt_relays_until_a_signal(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """It says preset and topics, obeys the broker's commands, reports the cut, and exits 0."""
+    with running_broker("anonymous") as broker:
+        probe = Probe(broker)
+        probe.start()
+        try:
+            assert not probe.connack().is_failure
+            probe.subscribe("stat/simhob/#")
+            probe.subscribe("tele/simhob/LWT")
+            with simulate(tmp_path, mqtt_config(broker.port)) as simulator:
+                assert simulator.line() == (
+                    f"simulating tasmota relay 'hob' via the MQTT broker at 127.0.0.1:"
+                    f"{broker.port}: cmnd/simhob/POWER<n> -> stat/simhob/POWER<n> "
+                    "(2 channels: left, right)"
+                )
+                assert simulator.line() == "left: relay channel 1 off: armed (loop closed)"
+                assert simulator.line() == "right: relay channel 2 off: CUT (loop open)"
+                assert next_on(probe, "tele/simhob/LWT") == b"Online"
+                assert next_on(probe, "stat/simhob/POWER1") == b"OFF"  # at start
+
+                probe.publish("cmnd/simhob/POWER1", b"ON")
+                assert simulator.line() == "left: relay channel 1 on: CUT (loop open)"
+                assert next_on(probe, "stat/simhob/POWER1") == b"ON"
+
+                simulator.process.send_signal(signum)
+                assert simulator.finish() == ""
+                assert simulator.process.returncode == 0
+                assert next_on(probe, "tele/simhob/LWT") == b"Offline"
+        finally:
+            probe.close()
+
+
+def test_simulate_refuses_when_the_broker_cannot_be_reached(tmp_path: Path) -> None:
+    """No broker on the configured port: exit 2, naming the device and the broker."""
+    port = free_port()
+    with simulate(tmp_path, mqtt_config(port, connect_timeout="500ms")) as simulator:
+        stderr = simulator.finish()
+
+    assert simulator.process.returncode == 2
+    assert "cannot simulate" in stderr and "'hob'" in stderr and f"127.0.0.1:{port}" in stderr

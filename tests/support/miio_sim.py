@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from stovectl.devices.base import RelayState
 from stovectl.settings import settings_from_mapping
 from stovectl.sim.miio_device import SimulatedMiioDevice
-from stovectl.sim.runner import MiioSimulation
+from stovectl.sim.runner import Simulation
 
 T = TypeVar("T")
 TOKEN = "00112233445566778899aabbccddeeff"
@@ -99,11 +99,11 @@ class MiioSimulator:
             target=self._loop.run_forever, name="miio-simulator", daemon=True
         )
         self._switches: list[Switch] = []
-        self.simulation: MiioSimulation | None = None
+        self.simulation: Simulation | None = None
 
     def start(self) -> None:
         self._thread.start()
-        self.simulation = self.call(lambda: MiioSimulation(self.settings))
+        self.simulation = self.call(lambda: Simulation(self.settings))
         self._run(self.simulation.start())
         devices = self.simulation.devices
 
