@@ -187,6 +187,9 @@ class MqttRelay:
 
     async def _publish(self, command: Command, index: int) -> None:
         """Publish one command (QoS 1, never retained); the broker's no becomes ours."""
+        if command.resubscribe:
+            self._connection.resubscribe(command.topic)
+            return
         try:
             await self._connection.publish(
                 command.topic, command.payload, retain=False, qos=1,
@@ -262,7 +265,10 @@ class MqttRelay:
         for channel in self._channels():
             self._asked[channel] = (next(self._ticks), time.monotonic())
             for command in self._preset.query(channel):
-                self._connection.publish_soon(command.topic, command.payload)
+                if command.resubscribe:
+                    self._connection.resubscribe(command.topic)
+                else:
+                    self._connection.publish_soon(command.topic, command.payload)
 
     def _wake(self) -> None:
         news, self._news = self._news, asyncio.Event()

@@ -39,6 +39,9 @@ class Command:
     payload: str
     request_id: int | None = None
     """Shelly RPC: the id of the reply that says whether the device did it."""
+    resubscribe: bool = False
+    """Not a publish: subscribe to ``topic`` again, so the broker resends its retained
+    state. The query of firmware that keeps its state retained and has no other."""
 
 
 @dataclass(frozen=True)
@@ -306,7 +309,11 @@ class Shelly(_Firmware):
 
 
 class Esphome(_Firmware):
-    """``P/switch/<S>/command`` and retained ``/state`` with ON/OFF; no pulse, no query."""
+    """``P/switch/<S>/command`` and retained ``/state`` with ON/OFF; no pulse.
+
+    ESPHome has no query, and does not report a state that a command left
+    unchanged; its state topic is retained, so subscribing again is the query.
+    """
 
     @property
     def filters(self) -> list[str]:
@@ -317,6 +324,9 @@ class Esphome(_Firmware):
 
     def write(self, channel: int, state: RelayState) -> list[Command]:
         return [Command(self._topic(channel, "command"), state.name)]
+
+    def query(self, channel: int) -> list[Command]:
+        return [Command(self._topic(channel, "state"), "", resubscribe=True)]
 
     def parse(self, message: Message) -> Report:
         if message.topic == f"{self._t}/status":
@@ -341,6 +351,13 @@ class Generic(_Firmware):
     def write(self, channel: int, state: RelayState) -> list[Command]:
         payload = self._s.payload_on if state is ON else self._s.payload_off
         return [Command(self._each(self._s.command_topic)[channel], payload)]
+
+    def query(self, channel: int) -> list[Command]:
+        # Subscribing again brings a retained state anew; a device that does not
+        # retain it is not harmed by the question.
+        if not self._s.state_topic:
+            return []
+        return [Command(self._each(self._s.state_topic)[channel], "", resubscribe=True)]
 
     def parse(self, message: Message) -> Report:
         s = self._s

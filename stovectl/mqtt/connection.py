@@ -121,6 +121,7 @@ class MqttConnection:
         self._lock = threading.Lock()
         self._waiting: dict[int, asyncio.Future[ReasonCode]] = {}
         self._early: dict[int, ReasonCode] = {}
+        self._abandoned: set[int] = set()
         self._connected = False
         self._first_connack: asyncio.Future[ReasonCode] | None = None
         self._ever_connected = False
@@ -255,6 +256,16 @@ class MqttConnection:
         if first and self._connected and self._client is not None:
             self._client.subscribe(topic_filter, qos=1)
 
+    def resubscribe(self, topic_filter: str) -> None:
+        """Subscribe to a subscribed filter again: the broker resends its retained messages.
+
+        MQTT replaces an identical subscription and sends the retained messages
+        anew (3.1.1 §3.8.4; retain handling 0 under v5): a query for firmware
+        that keeps its state retained and offers no other.
+        """
+        if topic_filter in self._subscriptions and self._connected and self._client is not None:
+            self._client.subscribe(topic_filter, qos=1)
+
     def on_connect(self, listener: Listener) -> None:
         """Run ``listener`` on the loop after every (re)connect and resubscribe."""
         self._connect_listeners.append(listener)
@@ -303,6 +314,8 @@ class MqttConnection:
             try:
                 code = await asyncio.wait_for(future, ack_timeout)
             except TimeoutError:
+                with self._lock:
+                    self._abandoned.add(info.mid)  # a late PUBACK must not be kept forever
                 raise PublishFailed(topic, f"no acknowledgement within {ack_timeout:g}s") from None
             finally:
                 with self._lock:
@@ -403,7 +416,10 @@ class MqttConnection:
         with self._lock:
             future = self._waiting.get(mid)
             if future is None:
-                self._early[mid] = code
+                if mid in self._abandoned:
+                    self._abandoned.discard(mid)
+                else:
+                    self._early[mid] = code
                 return
         self._call(_resolve, future, code)
 

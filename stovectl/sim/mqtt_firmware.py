@@ -348,6 +348,10 @@ class Shelly(Firmware):
 
 
 class Esphome(Firmware):
+    # ESPHome publishes a switch's state when it changes: a command that leaves it as
+    # it was gets no report. The state is retained, so a new subscriber still learns it.
+    reports_unchanged = False
+
     def __init__(self, settings: MqttDeviceSettings) -> None:
         super().__init__(settings)
         self.availability = Availability(f"{self.topic}/status", "online", "offline")

@@ -338,12 +338,12 @@ def test_esphome_writes_each_channels_switch() -> None:
         Command("esphome/hob/switch/left/command", "ON")]
 
 
-def test_esphome_has_no_pulse_and_no_query() -> None:
-    """ESPHome cannot pulse or be asked: its state topic is retained."""
+def test_esphome_cannot_pulse_and_is_asked_by_subscribing_again() -> None:
+    """ESPHome cannot pulse; its query re-subscribes its retained state topic."""
     preset = make("esphome")
     assert not preset.can_pulse
     assert not preset.pulse_supported(1, ON)
-    assert preset.query(1) == []
+    assert preset.query(1) == [Command("esphome/hob/switch/relay/state", "", resubscribe=True)]
 
 
 def test_esphome_reads_state_and_status() -> None:
@@ -365,7 +365,7 @@ def test_generic_writes_its_payloads_to_each_channels_topic() -> None:
     assert preset.write(2, ON) == [Command("relays/hob/2/set", "1")]
     assert preset.write(1, OFF) == [Command("relays/hob/1/set", "0")]
     assert not preset.can_pulse
-    assert preset.query(1) == []
+    assert preset.query(1) == [Command("relays/hob/1/state", "", resubscribe=True)]
 
 
 def test_generic_reads_plain_state_words() -> None:
@@ -417,7 +417,7 @@ def test_commands_are_outside_the_subscriptions(name: str, fields: dict[str, Any
     """No command or query is on a subscribed topic, so stovectl never reads its own."""
     preset = make(name, **fields)
     commands = [*preset.write(1, ON), *preset.query(2)]
-    for command in commands:
+    for command in (c for c in commands if not c.resubscribe):
         assert not any(topic_matches_sub(f, command.topic) for f in preset.filters), command
 
 
