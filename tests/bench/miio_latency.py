@@ -1,7 +1,7 @@
 """How long ``stovectl off`` takes to cut a relay at a miIO device, beside a bare miIO write.
 
 A real daemon (``stovectl run``) drives ``stovectl simulate``'s miIO relays,
-run in this process on a background loop (tests.support.miio_sim), over real
+run in this process on a background loop (tests.support.relay_sim), over real
 UDP on loopback. Each timing ends when the simulated relay switches to cut, as
 the simulator time-stamps it, so it is what a multimeter on the relay would
 see. Per round, interleaved:
@@ -32,7 +32,13 @@ from stovectl.devices.base import RelayState
 from stovectl.errors import ControlError
 from tests.bench.figures import BenchError, Figure, summary
 from tests.support.daemon import STOVECTL, DaemonProcess, clean_environment, running_daemon
-from tests.support.miio_sim import TOKEN, MiioSimulator, RelayConfig, miio_config, running_simulator
+from tests.support.relay_sim import (
+    TOKEN,
+    RelayConfig,
+    RelaySimulator,
+    miio_config,
+    running_simulator,
+)
 
 ROUNDS = 30
 WARM_UP_ROUNDS = 2
@@ -74,7 +80,7 @@ def burners() -> list[Burner]:
 
 
 @contextlib.contextmanager
-def kitchen() -> Iterator[tuple[MiioSimulator, DaemonProcess]]:
+def kitchen() -> Iterator[tuple[RelaySimulator, DaemonProcess]]:
     """The simulated relays, then a daemon on them (NC wiring, cut_hold 2 s)."""
     config = miio_config(bench_relays())
     try:
@@ -85,7 +91,7 @@ def kitchen() -> Iterator[tuple[MiioSimulator, DaemonProcess]]:
 
 
 class _Rounds:
-    def __init__(self, simulator: MiioSimulator, daemon: DaemonProcess) -> None:
+    def __init__(self, simulator: RelaySimulator, daemon: DaemonProcess) -> None:
         self.simulator = simulator
         self.daemon = daemon
         self.rotation = itertools.cycle(burners())
@@ -156,7 +162,7 @@ class _Rounds:
 
 
 def measure(
-    simulator: MiioSimulator, daemon: DaemonProcess, rounds: int = ROUNDS
+    simulator: RelaySimulator, daemon: DaemonProcess, rounds: int = ROUNDS
 ) -> dict[str, list[float]]:
     """Milliseconds to the relay cut for each way, ``rounds`` of each, interleaved."""
     bench = _Rounds(simulator, daemon)

@@ -2,7 +2,7 @@
 
 The daemon (``stovectl run``) and the CLI are real subprocesses on the real Unix
 socket (tests.support.daemon); the relays are ``stovectl simulate``'s miIO
-devices on 127.0.3.x, run in this process (tests.support.miio_sim) so a test
+devices on 127.0.3.x, run in this process (tests.support.relay_sim) so a test
 can switch faults and read a relay as a multimeter would. Where a test plays
 Mi Home, it is python-miio itself. Every wait polls an observable state with a
 deadline; the only fixed windows are a fault's duration and a relay shown to
@@ -27,10 +27,10 @@ from stovectl.control.client import ControlClient
 from stovectl.devices.base import RelayState
 from tests.bench.figures import percentile
 from tests.support.daemon import STOVECTL, DaemonProcess, clean_environment, running_daemon
-from tests.support.miio_sim import (
+from tests.support.relay_sim import (
     TOKEN,
-    MiioSimulator,
     RelayConfig,
+    RelaySimulator,
     miio_config,
     running_simulator,
 )
@@ -52,7 +52,7 @@ SWITCH = {"did": "left", "siid": 2, "piid": 1}
 @contextlib.contextmanager
 def kitchen(
     relays: Mapping[str, RelayConfig], **options: str
-) -> Iterator[tuple[MiioSimulator, DaemonProcess]]:
+) -> Iterator[tuple[RelaySimulator, DaemonProcess]]:
     """The simulated relays, then the daemon on the same config; stopped in reverse order."""
     config = miio_config(relays, **options)
     with running_simulator(config) as simulator, running_daemon(config) as daemon:
@@ -147,7 +147,7 @@ def test_shutoffs_are_verified_despite_packet_loss() -> None:
             1 for result, took in zip(results, seconds, strict=True)
             if result == "verified" and took <= 3.0
         )
-        traffic = [simulator.device(device).traffic for device in relays]
+        traffic = [simulator.miio_device(device).traffic for device in relays]
         datagrams, arrived = simulator.call(lambda: (
             sum(t.datagrams for t in traffic),
             sum(t.hellos + len(t.requests) + t.undecodable for t in traffic),
@@ -213,7 +213,7 @@ def test_a_relay_that_does_not_switch_fails_loudly(fault: str, host: str) -> Non
         assert ("-4005" in result.stderr) is (fault == "refuse_writes"), result.stderr
         assert [e for e in events(daemon, "alarm", "left") if e["time"] >= since]
         # Retrying goes on (rule 3): more writes arrive after the CLI gave up.
-        device = simulator.device("relay")
+        device = simulator.miio_device("relay")
         writes = simulator.call(
             lambda: sum(r["method"] == "set_properties" for r in device.traffic.requests)
         )

@@ -36,7 +36,7 @@ from stovectl.sim.miio_protocol import (
     is_hello,
     parse_token,
 )
-from tests.support.miio_sim import TOKEN, SimulatedDevices
+from tests.support.relay_sim import TOKEN, SimulatedDevices
 
 pytestmark = pytest.mark.filterwarnings(
     # python-miio 0.5.12 opens a UDP socket per request and never closes it

@@ -34,7 +34,7 @@ from stovectl.sim.miio_protocol import (
     parse_hello_reply,
     parse_token,
 )
-from tests.support.miio_sim import TOKEN, SimulatedDevices
+from tests.support.relay_sim import TOKEN, SimulatedDevices
 
 pytestmark = pytest.mark.filterwarnings(
     # python-miio 0.5.12 never closes its per-request UDP sockets (PROTOCOLS.md, "Warnings").

@@ -29,8 +29,8 @@ from stovectl.sim.runner import (
 )
 from tests.support.broker import free_port, running_broker
 from tests.support.daemon import STOVECTL, clean_environment
-from tests.support.miio_sim import TOKEN, RelayConfig, miio_config
 from tests.support.mqtt_probe import Probe
+from tests.support.relay_sim import TOKEN, RelayConfig, miio_config
 
 pytestmark = pytest.mark.filterwarnings(
     # python-miio 0.5.12 never closes its per-request UDP sockets (PROTOCOLS.md, "Warnings").

@@ -1,7 +1,8 @@
-"""Simulated miIO relays in the test process, for end-to-end tests of the real daemon.
+"""Simulated relays in the test process, for end-to-end tests of the real daemon.
 
 The daemon under test is a subprocess (tests.support.daemon) speaking real
-miIO over UDP; its relays are ``stovectl simulate``'s (``sim.runner``), built
+miIO over UDP, or MQTT through a real broker; its relays are ``stovectl
+simulate``'s (``sim.runner``), built
 from the same config text, but run here, on an asyncio loop in a background
 thread, so a test can flip fault switches and read a relay as a multimeter
 would while the daemon drives it. Everything that touches a device runs on that
@@ -27,6 +28,7 @@ from typing import Any, TypeVar
 from stovectl.devices.base import RelayState
 from stovectl.settings import settings_from_mapping
 from stovectl.sim.miio_device import SimulatedMiioDevice
+from stovectl.sim.mqtt_device import SimulatedMqttDevice
 from stovectl.sim.runner import Simulation
 
 T = TypeVar("T")
@@ -89,8 +91,8 @@ class Switch:
     state: RelayState
 
 
-class MiioSimulator:
-    """The config's miIO devices, served from a background thread's event loop."""
+class RelaySimulator:
+    """The config's miIO and MQTT devices, served from a background thread's event loop."""
 
     def __init__(self, config_text: str) -> None:
         self.settings = settings_from_mapping(tomllib.loads(config_text), source="<test>")
@@ -105,7 +107,8 @@ class MiioSimulator:
         self._thread.start()
         self.simulation = self.call(lambda: Simulation(self.settings))
         self._run(self.simulation.start())
-        devices = self.simulation.devices
+        devices: dict[str, SimulatedMiioDevice | SimulatedMqttDevice] = {
+            **self.simulation.devices, **self.simulation.mqtt_devices}
 
         def wire_recorders() -> None:
             for device_id, device in devices.items():
@@ -143,8 +146,15 @@ class MiioSimulator:
         self._loop.call_soon_threadsafe(run)
         return result.result(timeout=START_TIMEOUT_SECONDS)
 
-    def device(self, device_id: str) -> SimulatedMiioDevice:
+    def miio_device(self, device_id: str) -> SimulatedMiioDevice:
+        device = self.device(device_id)
+        assert isinstance(device, SimulatedMiioDevice), f"{device_id} is no miIO device"
+        return device
+
+    def device(self, device_id: str) -> SimulatedMiioDevice | SimulatedMqttDevice:
         assert self.simulation is not None, "start the simulator first"
+        if device_id in self.simulation.mqtt_devices:
+            return self.simulation.mqtt_devices[device_id]
         return self.simulation.devices[device_id]
 
     def set(self, device_id: str, **faults: Any) -> float:
@@ -168,7 +178,7 @@ class MiioSimulator:
 
     def value(self, device_id: str, iid: tuple[int, int]) -> Any:
         """A non-switch MiOT property's value, such as a channel's off-delay."""
-        device = self.device(device_id)
+        device = self.miio_device(device_id)
         return self.call(lambda: device.values[iid])
 
     def loop_closed(self, burner: str) -> bool:
@@ -199,9 +209,9 @@ class MiioSimulator:
 
 
 @contextlib.contextmanager
-def running_simulator(config_text: str) -> Iterator[MiioSimulator]:
+def running_simulator(config_text: str) -> Iterator[RelaySimulator]:
     """The config's miIO devices, started; closed on exit."""
-    simulator = MiioSimulator(config_text)
+    simulator = RelaySimulator(config_text)
     try:
         simulator.start()
         yield simulator
