@@ -151,6 +151,11 @@ class RelaySimulator:
         assert isinstance(device, SimulatedMiioDevice), f"{device_id} is no miIO device"
         return device
 
+    def mqtt_device(self, device_id: str) -> SimulatedMqttDevice:
+        device = self.device(device_id)
+        assert isinstance(device, SimulatedMqttDevice), f"{device_id} is no MQTT device"
+        return device
+
     def device(self, device_id: str) -> SimulatedMiioDevice | SimulatedMqttDevice:
         assert self.simulation is not None, "start the simulator first"
         if device_id in self.simulation.mqtt_devices:
