@@ -180,8 +180,13 @@ class Actuator:
             return Result.UNVERIFIED if acknowledged else None
         if self._write_never_arrived:
             return None  # the device is away: reading back would only cost another timeout
+        write_error = self.last_error
         states = await self._call_read()
         if states is None:
+            if not acknowledged:
+                # Why the write failed (a refusal: the broker's ACL, -4005) must not be
+                # hidden behind the read-back's own failure.
+                self.last_error = f"{write_error}; {self.last_error}"
             return None
         seen = states.get(burner.channel)
         if seen is None:

@@ -15,7 +15,7 @@ from stovectl.core.actuator import CALL_GUARD_SECONDS, FIRST_RETRY_SECONDS, Actu
 from stovectl.core.burner import Burner
 from stovectl.core.events import Result
 from stovectl.devices.base import Capabilities, RelayState
-from stovectl.errors import DeviceUnavailable
+from stovectl.errors import DeviceRefused, DeviceUnavailable
 from stovectl.settings import BurnerSettings
 from tests.support.virtual_time import VirtualClock, VirtualTimeLoop
 
@@ -48,6 +48,8 @@ class FakeRelay:
         self.reads = 0
         self.unreachable = False
         """Writes fail in a way that proves they never reached the device."""
+        self.refuse_writes = False
+        """Writes are answered no (DeviceRefused), as a broker's ACL or a -4005 does."""
         self.can_pulse = False
         """Offer a device-side return, as a MiOT off-delay does."""
         self.pulses: list[tuple[int, RelayState, float]] = []
@@ -88,6 +90,8 @@ class FakeRelay:
             raise ValueError("unexpected payload from the device library")
         if self.unreachable:
             raise DeviceUnavailable(self.id, "no answer to hello", may_have_acted=False)
+        if self.refuse_writes:
+            raise DeviceRefused(self.id, "the broker refused the publish: not authorised")
         if self.offline or self.fail_writes:
             self.fail_writes = max(0, self.fail_writes - 1)
             raise DeviceUnavailable(self.id, "no answer")
@@ -494,5 +498,24 @@ def test_no_read_back_after_a_write_that_never_left(virtual: Run) -> None:
             relay.unreachable = False
             assert (await pending).result is Result.VERIFIED
             assert relay.reads == 1
+
+    virtual(scenario())
+
+
+def test_a_refused_write_stays_in_the_message_when_the_read_back_fails_too(
+    virtual: Run,
+) -> None:
+    """A refusal (an ACL denial, -4005) is named even though the read after it failed too."""
+    relay, listener = FakeRelay(), RecordingListener()
+    relay.refuse_writes = True
+    relay.offline = True  # reads fail with "no answer"; writes are refused first
+
+    async def scenario() -> None:
+        async with running(relay, listener) as actuator:
+            outcome = await actuator.request(ON)
+
+            assert outcome.result is Result.FAILED
+            assert "not authorised" in outcome.message
+            assert "no answer" in outcome.message
 
     virtual(scenario())
