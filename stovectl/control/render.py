@@ -56,6 +56,10 @@ def format_status(reply: dict[str, Any]) -> str:
     for row in reply["burners"]:
         if row.get("alarm") and row.get("last_error"):
             lines.append(f"! {row['id']}: {row['last_error']}")
+    mqtt = reply.get("mqtt")
+    if mqtt is not None:
+        word = "connected" if mqtt.get("connected") else "NOT CONNECTED (retrying)"
+        lines.append(f"MQTT: {word} to {mqtt.get('broker', '?')}, topics {mqtt.get('base_topic')}/")
     return "\n".join(lines)
 
 

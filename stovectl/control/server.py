@@ -50,9 +50,16 @@ def peer_actor(sock: socket.socket | None) -> str:
 class ControlServer:
     """Serves the control protocol for a controller on a Unix socket."""
 
-    def __init__(self, controller: BurnerController, path: Path) -> None:
+    def __init__(
+        self,
+        controller: BurnerController,
+        path: Path,
+        extra_status: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self._controller = controller
         self.path = path
+        self._extra_status = extra_status
+        """Adds to ``status`` what lives outside the controller (the MQTT connection)."""
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[Any]] = set()
         self._handlers: dict[str, Callable[[Request, str], Awaitable[Any]]] = {
@@ -194,7 +201,10 @@ class ControlServer:
         return {"pong": True, "burners": self._controller.burner_ids}
 
     async def _status(self, request: Request, actor: str) -> Any:
-        return {"burners": self._controller.status(), "stove": self._stove()}
+        status = {"burners": self._controller.status(), "stove": self._stove()}
+        if self._extra_status is not None:
+            status.update(self._extra_status())
+        return status
 
     def _stove(self) -> dict[str, str]:
         stove = self._controller.settings.stove

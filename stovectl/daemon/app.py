@@ -19,7 +19,7 @@ import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stovectl.announce.announcer import Announcer
 from stovectl.control.server import ControlServer
@@ -139,13 +139,23 @@ class Daemon:
         self.announcer = build_announcer(settings, self.store)
         if self.announcer is not None:
             self.controller.events.subscribe(self.announcer.hear)
-        self.server = ControlServer(self.controller, socket_path)
+        self.server = ControlServer(self.controller, socket_path, self._extra_status)
         self.bridge: MqttBridge | None = None
         if self.mqtt is not None:
             from stovectl.mqtt.bridge import MqttBridge  # noqa: PLC0415  # see build_mqtt
 
             self.bridge = MqttBridge(settings, self.controller, self.mqtt, self.store)
         self._stopping = asyncio.Event()
+
+    def _extra_status(self) -> dict[str, Any]:
+        if self.mqtt is None or self.settings.mqtt is None:
+            return {}
+        mqtt = self.settings.mqtt
+        return {"mqtt": {
+            "connected": self.mqtt.is_connected,
+            "broker": f"{mqtt.host}:{mqtt.broker_port}",
+            "base_topic": self.settings.mqtt_base_topic,
+        }}
 
     async def start(self) -> None:
         await self.server.bind()

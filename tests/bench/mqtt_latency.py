@@ -78,6 +78,13 @@ HOP_TOPIC = "bench/hop"
 REPLY_TOPIC = "bench/replies"
 READY_TIMEOUT_SECONDS = 10.0
 POLL_INTERVAL_SECONDS = 0.01
+QUIET_SECONDS = 0.3
+"""How long a burner has been armed, as the daemon sees it, before a timed command.
+
+Longer than Linux's delayed ACK (40 to 200 ms): a command sent in the instant after
+the daemon published the re-arm would otherwise meet the broker's Nagle wait for that
+ACK, every time the bench had to wait for the re-arm; a user's command seldom does.
+"""
 VIA_MIIO = "MQTT OFF → relay cut via miIO"
 VIA_TASMOTA = "MQTT OFF → relay cut via Tasmota"
 HOP = "bare paho hop, publish → on_message"
@@ -249,6 +256,10 @@ class _Rounds:
                 raise BenchError(f"status over the socket: {error}") from None
             row = next(row for row in rows if row["id"] == burner.id)
             if (row["mode"], row["relay"], row["pending"]) == ("armed", "armed", False):
+                # The daemon published the re-arm as it saw it: let its connection go quiet.
+                quiet_left = QUIET_SECONDS - (time.time() - row["since"])
+                if quiet_left > 0:
+                    time.sleep(quiet_left)
                 return burner
             if time.monotonic() > deadline:
                 raise BenchError(f"the daemon did not show {burner.id} armed again: {row}")

@@ -197,3 +197,23 @@ def test_history_line_has_no_trailing_spaces() -> None:
 def test_an_outcome_reads_as_one_sentence(outcome: dict[str, Any], text: str) -> None:
     """Verified cuts give their latency, unverified ones say so loudly, failures say FAILED."""
     assert format_outcome(outcome, "cut") == text
+
+
+@pytest.mark.parametrize(("connected", "word"), [
+    (True, "connected"), (False, "NOT CONNECTED (retrying)")])
+def test_status_shows_the_mqtt_connection(connected: bool, word: str) -> None:
+    """With [mqtt], the last line says whether the broker is connected, and where."""
+    reply = {
+        "stove": {"id": "kitchen", "name": "Kitchen hob"},
+        "burners": [row()],
+        "mqtt": {"connected": connected, "broker": "10.0.0.2:1883",
+                 "base_topic": "stovectl/kitchen"},
+    }
+    assert format_status(reply).splitlines()[-1] == (
+        f"MQTT: {word} to 10.0.0.2:1883, topics stovectl/kitchen/")
+
+
+def test_status_without_mqtt_says_nothing_of_it() -> None:
+    """Without [mqtt] there is no MQTT line."""
+    reply = {"stove": {"id": "kitchen", "name": "Kitchen hob"}, "burners": [row()]}
+    assert "MQTT" not in format_status(reply)

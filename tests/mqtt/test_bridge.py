@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from stovectl.control.client import ControlClient
 from stovectl.daemon.app import Daemon
 from stovectl.settings import Settings, settings_from_mapping
 from tests.support.broker import Broker, running_broker
@@ -546,3 +547,32 @@ def test_the_daemon_never_publishes_a_command_or_anything_retained_on_set_topics
                 assert not any(m.retain for m in on_set)
 
     run(scenario())
+
+
+def test_status_over_the_control_socket_reports_the_broker(broker: Broker) -> None:
+    """`status` carries the MQTT connection: connected, and false after the broker dies."""
+    async def scenario() -> None:
+        with state_folder() as folder:
+            async with running(config(broker), folder) as daemon:
+                client_status = await asyncio.to_thread(_status, daemon.socket_path)
+                assert client_status["mqtt"] == {
+                    "connected": True, "broker": f"{broker.host}:{broker.port}",
+                    "base_topic": BASE}
+                down = asyncio.Event()
+                assert daemon.mqtt is not None
+                daemon.mqtt.on_disconnect(down.set)
+                broker.kill9()
+                await asyncio.wait_for(down.wait(), WAIT)
+                client_status = await asyncio.to_thread(_status, daemon.socket_path)
+                assert client_status["mqtt"]["connected"] is False
+                broker.start()
+
+    run(scenario())
+
+
+def _status(socket_path: Path) -> dict[str, Any]:
+    with ControlClient(socket_path, timeout_seconds=WAIT) as client:
+        reply = client.call("status")
+    assert reply["ok"], reply
+    result: dict[str, Any] = reply["result"]
+    return result
