@@ -33,12 +33,12 @@ from typing import NamedTuple
 from stovectl.devices.base import RelayState
 from stovectl.mqtt.connection import ConnectionOptions, Message, MqttConnection, MqttError
 from stovectl.settings.mqtt import MqttDeviceSettings
+from stovectl.sim.mqtt_dialects import build_firmware
 from stovectl.sim.mqtt_firmware import (
     Kind,
     Outgoing,
     Request,
     Snapshot,
-    build_firmware,
     pulse_time_seconds,
 )
 
