@@ -238,6 +238,7 @@ class MqttConnection:
             client.tls_set_context(context)
         if options.will_topic is not None:
             client.will_set(options.will_topic, options.will_payloads[1], qos=1, retain=True)
+        client.on_socket_open = _no_delay
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -440,6 +441,16 @@ class MqttConnection:
                     handler(message)
                 except Exception:
                     log.exception("handling an MQTT message on %s failed", message.topic)
+
+
+def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    """Turn Nagle's algorithm off: a relay command must not wait ~40 ms for a delayed ACK.
+
+    A Tasmota shutoff is two small publishes in a row; with Nagle the second
+    waits for the broker to acknowledge the first at TCP level.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _resolve(future: asyncio.Future[ReasonCode], code: ReasonCode) -> None:

@@ -130,6 +130,8 @@ class Broker:
             "log_dest stderr",
             "log_type all",
             "log_timestamp_format %H:%M:%S",
+            # As the README recommends: no Nagle delay on commands passing through.
+            "set_tcp_nodelay true",
         ]
         if self.variant == "anonymous":
             lines.append("allow_anonymous true")
