@@ -5,7 +5,9 @@ simulated stove, configured as ``config/stovectl.toml`` ships but with the
 shortest ``cut_hold`` (2 s), on a socket and state folder in a private
 temporary folder. The shutoff figure runs the controller in this process. The
 miIO figures use a second daemon, driving simulated miIO relays over UDP
-(``miio_latency``); its idle memory is read beside the first one's.
+(``miio_latency``); its idle memory is read beside the first one's. The MQTT
+figures use a third, taking commands from a real Mosquitto and driving
+simulated miIO and Tasmota relays (``mqtt_latency``).
 Exit status: 0 when every figure was measured (a missed target is reported,
 not failed: these are benchmarks), 1 when a benchmark could not run.
 """
@@ -24,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from stovectl.errors import ConfigError
-from stovectl.settings import Settings, settings_from_mapping
-from tests.bench import cli_latency, idle_memory, miio_latency, shutoff_latency
+from stovectl.settings import Settings, SimulatedDeviceSettings, settings_from_mapping
+from tests.bench import cli_latency, idle_memory, miio_latency, mqtt_latency, shutoff_latency
 from tests.bench.figures import BenchError, Figure, format_table, summary
 from tests.support.daemon import running_daemon
 
@@ -64,8 +66,11 @@ def run_all(config_text: str) -> tuple[list[Figure], dict[str, list[float]], dic
     except AssertionError as error:  # how tests.support.daemon reports a misbehaving daemon
         raise BenchError(f"the daemon misbehaved: {error}") from None
     settings = load_settings(config_text)
-    spec = settings.burner(shutoff_latency.BURNER)
-    response_ms = settings.device(spec.device).response_time.total_seconds() * 1000
+    device = settings.device(settings.burner(shutoff_latency.BURNER).device)
+    if not isinstance(device, SimulatedDeviceSettings):
+        raise BenchError(f"{SHIPPED_CONFIG}: {shutoff_latency.BURNER!r} is not on a simulated "
+                         "device; update the benchmark")
+    response_ms = device.response_time.total_seconds() * 1000
     progress(f"timing shutoffs in-process ({shutoff_latency.ROUNDS} rounds)")
     shutoff_samples = asyncio.run(shutoff_latency.measure(settings))
     progress("starting simulated miIO relays and a daemon driving them over UDP")
@@ -74,13 +79,20 @@ def run_all(config_text: str) -> tuple[list[Figure], dict[str, list[float]], dic
         resident[idle_memory.MIIO_DAEMON] = idle_memory.idle_rss(miio_daemon)
         progress(f"timing shutoffs to the cut at a miIO relay ({miio_latency.ROUNDS} rounds)")
         miio_samples = miio_latency.measure(simulator, miio_daemon)
+    progress("starting Mosquitto, simulated miIO and Tasmota relays, and a daemon on them")
+    with mqtt_latency.kitchen() as mqtt_kitchen:
+        progress(f"timing MQTT OFF to the cut at a miIO and a Tasmota relay "
+                 f"({mqtt_latency.ROUNDS} rounds each)")
+        mqtt_samples = mqtt_latency.measure(mqtt_kitchen)
     figures = [  # in the issue's order
         *cli_latency.figures(cli_samples),
         *shutoff_latency.figures(shutoff_samples, response_ms),
         *miio_latency.figures(miio_samples),
+        *mqtt_latency.figures(mqtt_samples),
         *idle_memory.figures(resident),
     ]
-    return figures, {**cli_samples, **shutoff_samples, **miio_samples}, resident
+    samples = {**cli_samples, **shutoff_samples, **miio_samples, **mqtt_samples}
+    return figures, samples, resident
 
 
 def load_settings(config_text: str) -> Settings:
