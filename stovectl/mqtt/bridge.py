@@ -34,7 +34,7 @@ from stovectl.mqtt.commands import CommandRejected, RemoteCommand, age_of, parse
 from stovectl.mqtt.connection import Message, MqttConnection, MqttError
 from stovectl.mqtt.discovery import build_discovery_messages, encode_discovery, removal_topics
 from stovectl.mqtt.payloads import event_payload, reply_error, reply_ok, state_payload
-from stovectl.mqtt.topics import Topics
+from stovectl.mqtt.topics import Topics, ha_status_topic
 from stovectl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class MqttBridge:
         self._connection.subscribe(self.topics.set_filter, self._on_command)
         if self._mqtt.discovery:
             self._connection.subscribe(
-                f"{self._mqtt.discovery_prefix}/status", self._on_homeassistant_status
+                ha_status_topic(self._mqtt.discovery_prefix), self._on_homeassistant_status
             )
         self._connection.on_connect(self._on_connect)
         self._controller.events.subscribe(self._on_event)
@@ -191,7 +191,7 @@ class MqttBridge:
             return  # serve() publishes everything once the controller has reconciled
         self._published.clear()
         self._publish_changes()
-        if self._mqtt.discovery:
+        if self._mqtt.discovery or self._store.discovery_topics():
             self._spawn(self._announce(), "mqtt-discovery")
 
     def _on_homeassistant_status(self, message: Message) -> None:
@@ -202,7 +202,11 @@ class MqttBridge:
         self._spawn(self._announce(), "mqtt-discovery")
 
     async def _announce(self) -> None:
-        messages = build_discovery_messages(self._settings, version=__version__)
+        """Publish the discovery configs, and retire those no longer wanted (all of them
+        once discovery is switched off)."""
+        messages = []
+        if self._mqtt.discovery:
+            messages = build_discovery_messages(self._settings, version=__version__)
         wanted = {message.topic for message in messages}
         try:
             for topic in removal_topics(self._store.discovery_topics(), messages):

@@ -14,7 +14,6 @@ payload on each of ``removal_topics`` to retire entities no longer configured.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -81,22 +80,6 @@ def removal_topics(previous: Iterable[str], current: Iterable[DiscoveryMessage])
     """Topics published before and not wanted now, in their first-seen order."""
     wanted = {message.topic for message in current}
     return list(dict.fromkeys(topic for topic in previous if topic not in wanted))
-
-
-def is_our_discovery(payload: bytes, stove_id: str) -> bool:
-    """Whether a retained config found under the prefix is one this stove published.
-
-    Told by the device identifier, not the topic: stove ``kitchen``'s object ids
-    are a prefix of stove ``kitchen_2``'s, and removing another stove's entities
-    would be a nasty surprise.
-    """
-    try:
-        config = json.loads(payload)
-    except (ValueError, RecursionError):
-        return False
-    device = config.get("device") if isinstance(config, dict) else None
-    identifiers = device.get("identifiers") if isinstance(device, dict) else None
-    return isinstance(identifiers, list) and _device_id(stove_id) in identifiers
 
 
 def build_discovery_messages(

@@ -83,11 +83,6 @@ def discovery_config_topic(prefix: str, component: str, object_id: str) -> str:
     return f"{prefix}/{component}/{object_id}/config"
 
 
-def discovery_config_filter(prefix: str) -> str:
-    """Matches every entity config under the prefix (ours are told apart by payload)."""
-    return f"{prefix}/+/+/config"
-
-
 def ha_status_topic(prefix: str) -> str:
     """Home Assistant's birth and last will: ``online`` means send discovery again."""
     return f"{prefix}/status"

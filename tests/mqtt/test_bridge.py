@@ -580,3 +580,24 @@ def _status(socket_path: Path) -> dict[str, Any]:
     assert reply["ok"], reply
     result: dict[str, Any] = reply["result"]
     return result
+
+
+def test_switching_discovery_off_removes_the_entities(broker: Broker) -> None:
+    """Restarted with discovery = false, the daemon empties every config it announced."""
+    async def scenario() -> None:
+        with state_folder() as folder:
+            async with running(config(broker), folder):
+                watcher = Watcher(broker, "homeassistant/+/+/config")
+                await watcher.next("homeassistant/button/stovectl_testhob_all_off/config")
+                watcher.close()
+            async with running(config(broker, extra_mqtt="discovery = false"), folder):
+                watcher = Watcher(broker, "homeassistant/+/+/config")
+                try:
+                    gone = await watcher.next(
+                        "homeassistant/button/stovectl_testhob_all_off/config",
+                        lambda m: m.payload == b"")
+                    assert gone.payload == b""
+                finally:
+                    watcher.close()
+
+    run(scenario())

@@ -20,7 +20,6 @@ from stovectl.mqtt.discovery import (
     HazardSensor,
     build_discovery_messages,
     encode_discovery,
-    is_our_discovery,
     removal_topics,
 )
 from stovectl.mqtt.payloads import state_payload
@@ -247,17 +246,6 @@ def test_switching_discovery_off_retires_everything_once() -> None:
     topics = [m.topic for m in messages()]
 
     assert removal_topics(topics + topics[:3], []) == topics
-
-
-def test_ours_are_told_apart_by_device_not_by_topic() -> None:
-    """A retained config is ours by its device id; a stove whose id extends ours is not us."""
-    ours = encode_discovery(messages()[0])
-    theirs = encode_discovery(messages(stove={"id": "kitchen_2"})[0])
-
-    assert is_our_discovery(ours, "kitchen")
-    assert not is_our_discovery(theirs, "kitchen")
-    for junk in (b"", b"not json", b"[]", b'{"device": 1}', b"[" * 5000):
-        assert not is_our_discovery(junk, "kitchen")
 
 
 # Ids built from the words entity ids are made of are the ones most likely to clash.

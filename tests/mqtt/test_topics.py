@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from stovectl.mqtt.topics import (
     Topics,
-    discovery_config_filter,
     discovery_config_topic,
     ha_status_topic,
 )
@@ -106,5 +105,4 @@ def test_discovery_topics_live_under_the_prefix() -> None:
     assert discovery_config_topic("homeassistant", "lock", "x_lock") == (
         "homeassistant/lock/x_lock/config"
     )
-    assert discovery_config_filter("ha") == "ha/+/+/config"
     assert ha_status_topic("homeassistant") == "homeassistant/status"
