@@ -127,6 +127,7 @@ class MqttConnection:
         self._ever_connected = False
         self._last_refusal: str | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._failing: set[str] = set()
 
     # -- life -------------------------------------------------------------------------
 
@@ -161,8 +162,15 @@ class MqttConnection:
                 await asyncio.wait_for(asyncio.shield(self._first_connack), wait_seconds)
         return self._connected
 
+    async def drain(self, wait_seconds: float = PUBACK_TIMEOUT_SECONDS) -> None:
+        """Wait for the publishes ``publish_soon`` started, up to ``wait_seconds``."""
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=wait_seconds)
+
     async def close(self) -> None:
-        """Say ``offline`` (retained) and disconnect cleanly; safe to call twice."""
+        """Send what is pending, say ``offline`` (retained), disconnect; safe to call twice."""
+        if self._client is not None and self._connected:
+            await self.drain(wait_seconds=1.0)
         client, self._client = self._client, None
         if client is None:
             return
@@ -335,12 +343,20 @@ class MqttConnection:
         task.add_done_callback(self._background.discard)
 
     async def _publish_logged(self, topic: str, payload: str | bytes, retain: bool) -> None:
+        # A broker's ACL that denies a topic denies it every second: say so once per
+        # topic, and again only after it worked in between.
         try:
             await self.publish(topic, payload, retain=retain)
         except NotConnected:
-            pass  # republished on reconnect by whoever owns the topic
+            return  # republished on reconnect by whoever owns the topic
         except MqttError as error:
-            log.warning("%s", error)
+            if topic not in self._failing:
+                self._failing.add(topic)
+                log.warning("%s (said once until it works)", error)
+            return
+        if topic in self._failing:
+            self._failing.discard(topic)
+            log.info("publishing to %r works again", topic)
 
     @property
     def _where(self) -> str:

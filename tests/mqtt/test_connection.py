@@ -297,3 +297,25 @@ def test_a_failing_handler_does_not_stop_the_others(
     with caplog.at_level(logging.ERROR):
         run(scenario())
     assert any("handling an MQTT message" in r.getMessage() for r in caplog.records)
+
+
+def test_a_denied_background_publish_is_logged_once(
+    start_broker: StartBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """State published again and again where the ACL denies it is one warning, not a flood."""
+    broker = start_broker("password")
+
+    async def scenario() -> None:
+        connection = MqttConnection(options(broker))
+        try:
+            assert await connection.start(wait_seconds=WAIT)
+            for n in range(5):
+                connection.publish_soon("denied/state", f"{n}".encode(), retain=True)
+            await connection.drain()
+        finally:
+            await connection.close()
+
+    with caplog.at_level(logging.WARNING, logger="stovectl.mqtt.connection"):
+        run(scenario())
+    denied = [r for r in caplog.records if "denied/state" in r.getMessage()]
+    assert len(denied) == 1, [r.getMessage() for r in denied]
