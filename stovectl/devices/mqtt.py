@@ -66,6 +66,11 @@ class MqttRelay:
         return self._settings.id
 
     @property
+    def available(self) -> bool | None:
+        """What the device last said of itself: online, offline, or nothing yet."""
+        return self._available
+
+    @property
     def capabilities(self) -> Capabilities:
         return Capabilities(read_back=self._settings.verify, device_pulse=self._preset.can_pulse)
 

@@ -136,6 +136,11 @@ class MqttConnection:
         return self._connected
 
     @property
+    def refusal(self) -> str | None:
+        """Why the broker refused the last connection attempt, while it does."""
+        return self._last_refusal
+
+    @property
     def is_v5(self) -> bool:
         return self.options.protocol == "5"
 

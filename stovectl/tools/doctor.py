@@ -1,7 +1,8 @@
 """``stovectl doctor``: check each configured device, one step and one verdict at a time.
 
-Doctor talks to the devices itself, through the daemon's own miIO driver, so it
-works without a daemon and what passes here works there. For a miIO device the
+Doctor talks to the devices itself, through the daemon's own drivers, so it
+works without a daemon and what passes here works there (MQTT relays and their
+broker: ``doctor_mqtt``). For a miIO device the
 steps are: reachable (hello answered within ``handshake_timeout``), token (the
 device answers ``miIO.info``; one that answers hello but ignores commands has
 another token), state (every channel reads), mapping (each channel's switch,
@@ -15,7 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -24,10 +25,11 @@ from typing import Any
 import click
 
 from stovectl.control.client import ControlClient
+from stovectl.devices.base import RelayState
 from stovectl.devices.miio import CODES, MiioRelay
 from stovectl.durations import format_duration
 from stovectl.errors import DeviceError, DeviceRefused, DeviceUnavailable, StovectlError
-from stovectl.settings import BurnerSettings, MiioDeviceSettings, Settings
+from stovectl.settings import BurnerSettings, MiioDeviceSettings, MqttDeviceSettings, Settings
 from stovectl.tools.discover import say_hello
 
 TOKEN_ATTEMPTS = 3
@@ -76,9 +78,24 @@ class DeviceReport:
                 "checks": [asdict(check) for check in self.checks]}
 
 
-def _detail(error: DeviceError) -> str:
+def detail(error: DeviceError) -> str:
     """The error's message without the device name the report already shows."""
     return str(error).removeprefix(f"device {error.device!r}: ")
+
+
+def describe_channels(
+    states: Mapping[int, RelayState], burners: Iterable[BurnerSettings]
+) -> str:
+    """``channel 1 off (left: armed), channel 2 off``: each state, and what it means."""
+    by_channel = {burner.channel: burner for burner in burners}
+    parts = []
+    for channel, state in sorted(states.items()):
+        burner = by_channel.get(channel)
+        meaning = ""
+        if burner is not None:
+            meaning = f" ({burner.id}: {'cut' if state.value == burner.cut_state else 'armed'})"
+        parts.append(f"channel {channel} {state.value}{meaning}")
+    return ", ".join(parts)
 
 
 class _MiioCheckup:
@@ -147,7 +164,7 @@ class _MiioCheckup:
             except DeviceRefused as error:
                 # It decrypted the request and answered, which only the right token allows.
                 return self.report.add("token", Verdict.OK,
-                                       f"right: the device answers (miIO.info: {_detail(error)})")
+                                       f"right: the device answers (miIO.info: {detail(error)})")
             except DeviceUnavailable as error:
                 handshake_failures += not error.may_have_acted
                 continue
@@ -192,20 +209,14 @@ class _MiioCheckup:
         try:
             states = await relay.read()
         except DeviceUnavailable as error:
-            return self.report.add("state", Verdict.FAIL, f"no answer: {_detail(error)}")
+            return self.report.add("state", Verdict.FAIL, f"no answer: {detail(error)}")
         except DeviceRefused as error:
             # The mapping step says which property is to blame, so it still runs.
             self.report.add("state", Verdict.FAIL,
-                            f"cannot read: {_detail(error)}{self._model_hint()}")
+                            f"cannot read: {detail(error)}{self._model_hint()}")
             return True
-        parts = []
-        for channel, state in sorted(states.items()):
-            burner = self.burners.get(channel)
-            meaning = ""
-            if burner is not None:
-                meaning = f" ({burner.id}: {'cut' if state.value == burner.cut_state else 'armed'})"
-            parts.append(f"channel {channel} {state.value}{meaning}")
-        return self.report.add("state", Verdict.OK, ", ".join(parts))
+        return self.report.add(
+            "state", Verdict.OK, describe_channels(states, self.burners.values()))
 
     async def _mapping(self, relay: MiioRelay) -> bool:
         mapping = self.device.mapping
@@ -236,7 +247,7 @@ class _MiioCheckup:
             reply = await relay.send("get_properties", items)
         except DeviceError as error:
             return self.report.add("mapping", Verdict.FAIL,
-                                   f"get_properties failed: {_detail(error)}{self._model_hint()}")
+                                   f"get_properties failed: {detail(error)}{self._model_hint()}")
         answers = {item.get("did"): item for item in reply if isinstance(item, dict)} if (
             isinstance(reply, list)) else {}
         problems = []
@@ -262,7 +273,7 @@ class _MiioCheckup:
             reply = await relay.send("get_prop", ["power"])
         except DeviceError as error:
             return self.report.add("mapping", Verdict.FAIL,
-                                   f"get_prop power failed: {_detail(error)}{self._model_hint()}")
+                                   f"get_prop power failed: {detail(error)}{self._model_hint()}")
         if not (isinstance(reply, list) and reply and reply[0] in ("on", "off")):
             return self.report.add("mapping", Verdict.FAIL,
                                    f"get_prop power answers {reply!r}, not on/off")
@@ -304,13 +315,17 @@ async def diagnose(settings: Settings) -> list[DeviceReport]:
         if isinstance(device, MiioDeviceSettings):
             return await _MiioCheckup(device, settings.burners).run()
         report = DeviceReport(device.id, device.kind)
-        if device.kind == "simulated":
-            report.add("simulated", Verdict.OK, "nothing to check")
-        else:
-            report.add(device.kind, Verdict.SKIP, "doctor does not check this kind of device yet")
+        report.add("simulated", Verdict.OK, "nothing to check")
         return report
 
-    return list(await asyncio.gather(*(checkup(device) for device in settings.devices)))
+    # Imported here: doctor_mqtt builds on this module's reports.
+    from stovectl.tools.doctor_mqtt import diagnose_mqtt  # noqa: PLC0415
+
+    others = [d for d in settings.devices if not isinstance(d, MqttDeviceSettings)]
+    over_mqtt, reports = await asyncio.gather(
+        diagnose_mqtt(settings), asyncio.gather(*(checkup(d) for d in others))
+    )
+    return [*over_mqtt, *reports]
 
 
 def daemon_is_running(socket: Path) -> bool:
