@@ -351,8 +351,10 @@ def format_reports(reports: list[DeviceReport]) -> str:
 
 def run_doctor(settings: Settings, socket: Path, as_json: bool) -> int:
     """Check the devices, print the verdicts, return 0 when all passed and 1 otherwise."""
-    # python-miio logs every lost datagram as an error; the verdicts say what matters.
-    logging.getLogger("miio").setLevel(logging.CRITICAL)
+    # python-miio logs every lost datagram as an error, and the MQTT parts log what the
+    # daemon's operator should hear; here the verdicts say what matters.
+    for noisy in ("miio", "stovectl.devices.mqtt", "stovectl.mqtt.connection"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     daemon_running = daemon_is_running(socket)
     reports = asyncio.run(diagnose(settings))
     passed = all(report.ok for report in reports)
