@@ -88,7 +88,8 @@ def build_mqtt(settings: Settings) -> MqttConnection | None:
     if settings.mqtt is None:
         return None
     # Imported here: paho is loaded only by daemons that talk MQTT.
-    from stovectl.mqtt.connection import MqttConnection, options_from_settings  # noqa: PLC0415
+    from stovectl.mqtt.connection import MqttConnection  # noqa: PLC0415
+    from stovectl.mqtt.options import options_from_settings  # noqa: PLC0415
 
     base = settings.mqtt_base_topic
     return MqttConnection(options_from_settings(

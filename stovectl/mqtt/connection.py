@@ -41,14 +41,12 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from stovectl.errors import StovectlError
-from stovectl.settings.mqtt import MqttSettings
+from stovectl.mqtt.options import ConnectionOptions
 
 log = logging.getLogger(__name__)
 
 PUBACK_TIMEOUT_SECONDS = 5.0
 RECONNECT_MIN_SECONDS = 0.2
-ONLINE = "online"
-OFFLINE = "offline"
 
 
 class MqttError(StovectlError):
@@ -79,29 +77,6 @@ class Message:
     correlation_data: bytes | None = None
     message_expiry: int | None = None
     """Seconds of life left (v5 message expiry interval), as the broker forwarded it."""
-
-
-@dataclass(frozen=True)
-class ConnectionOptions:
-    """What the connection needs; built from ``MqttSettings`` (or by the simulator)."""
-
-    host: str
-    port: int
-    client_id: str
-    protocol: str = "5"
-    username: str | None = None
-    password: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    tls: bool = False
-    keepalive_seconds: int = 30
-    session_expiry_seconds: int = 3600
-    clean_start: bool = False
-    reconnect_max_seconds: float = 5.0
-    will_topic: str | None = None
-    """Retained ``offline`` here if the connection dies; ``online`` on each connect."""
-    will_payloads: tuple[str, str] = (ONLINE, OFFLINE)
 
 
 Handler = Callable[[Message], None]
@@ -491,33 +466,4 @@ def _translate(raw: mqtt.MQTTMessage) -> Message:
         response_topic=response_topic if isinstance(response_topic, str) else None,
         correlation_data=bytes(correlation) if correlation is not None else None,
         message_expiry=expiry if isinstance(expiry, int) else None,
-    )
-
-
-def options_from_settings(
-    mqtt_settings: MqttSettings,
-    default_client_id: str,
-    will_topic: str | None,
-    *,
-    client_id: str | None = None,
-) -> ConnectionOptions:
-    """Connection options from an ``[mqtt]`` section: the daemon's, or (with its own
-    ``client_id``) a simulated device's on the same broker."""
-    tls = mqtt_settings.tls
-    password = mqtt_settings.password
-    return ConnectionOptions(
-        host=mqtt_settings.host,
-        port=mqtt_settings.broker_port,
-        client_id=client_id or mqtt_settings.client_id or default_client_id,
-        protocol=mqtt_settings.protocol,
-        username=mqtt_settings.username,
-        password=None if password is None else password.get_secret_value(),
-        tls=tls is not None,
-        ca_file=None if tls is None or tls.ca_file is None else str(tls.ca_file),
-        cert_file=None if tls is None or tls.cert_file is None else str(tls.cert_file),
-        key_file=None if tls is None or tls.key_file is None else str(tls.key_file),
-        keepalive_seconds=max(5, round(mqtt_settings.keepalive.total_seconds())),
-        session_expiry_seconds=round(mqtt_settings.session_expiry.total_seconds()),
-        reconnect_max_seconds=mqtt_settings.reconnect_max_interval.total_seconds(),
-        will_topic=will_topic,
     )

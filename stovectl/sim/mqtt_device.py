@@ -31,7 +31,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from stovectl.devices.base import RelayState
-from stovectl.mqtt.connection import ConnectionOptions, Message, MqttConnection, MqttError
+from stovectl.mqtt.connection import Message, MqttConnection, MqttError
+from stovectl.mqtt.options import ConnectionOptions
 from stovectl.settings.mqtt import MqttDeviceSettings
 from stovectl.sim.mqtt_dialects import build_firmware
 from stovectl.sim.mqtt_firmware import (

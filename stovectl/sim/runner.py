@@ -27,7 +27,8 @@ from functools import partial
 import click
 
 from stovectl.devices.base import RelayState
-from stovectl.mqtt.connection import ConnectionOptions, MqttError, options_from_settings
+from stovectl.mqtt.connection import MqttError
+from stovectl.mqtt.options import ConnectionOptions, options_from_settings
 from stovectl.settings import (
     BurnerSettings,
     MiioDeviceSettings,

@@ -15,7 +15,8 @@ import dataclasses
 
 from stovectl.devices.mqtt import MqttRelay
 from stovectl.errors import DeviceError
-from stovectl.mqtt.connection import MqttConnection, MqttError, options_from_settings
+from stovectl.mqtt.connection import MqttConnection, MqttError
+from stovectl.mqtt.options import options_from_settings
 from stovectl.settings import MqttDeviceSettings, Settings
 from stovectl.tools.doctor import DeviceReport, Verdict, describe_channels, detail
 

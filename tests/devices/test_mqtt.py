@@ -31,7 +31,8 @@ from stovectl.devices.base import RelayState
 from stovectl.devices.mqtt import MqttRelay
 from stovectl.devices.mqtt_presets import Report, build_preset
 from stovectl.errors import DeviceRefused, DeviceUnavailable
-from stovectl.mqtt.connection import ConnectionOptions, Message, MqttConnection
+from stovectl.mqtt.connection import Message, MqttConnection
+from stovectl.mqtt.options import ConnectionOptions
 from stovectl.settings.mqtt import MqttDeviceSettings
 from stovectl.sim.mqtt_device import SimulatedMqttDevice
 from tests.support.broker import PASSWORDS, Broker, free_port, running_broker

@@ -14,12 +14,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from stovectl.mqtt.connection import (
-    ConnectionOptions,
     Message,
     MqttConnection,
     NotConnected,
     PublishFailed,
 )
+from stovectl.mqtt.options import ConnectionOptions
 from tests.support.broker import PASSWORDS, Broker, Variant
 from tests.support.mqtt_probe import Probe
 

@@ -22,7 +22,8 @@ import pytest
 from paho.mqtt.client import MQTTMessage
 
 from stovectl.devices.base import RelayState
-from stovectl.mqtt.connection import ConnectionOptions, MqttError
+from stovectl.mqtt.connection import MqttError
+from stovectl.mqtt.options import ConnectionOptions
 from stovectl.settings.mqtt import MqttDeviceSettings
 from stovectl.sim.mqtt_device import SimulatedMqttDevice
 from tests.support.broker import Broker, free_port, running_broker
