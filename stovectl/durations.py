@@ -6,6 +6,7 @@ Kept free of pydantic and click so the CLI client can import it cheaply.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -68,3 +69,18 @@ def format_duration(duration: timedelta | float) -> str:
     if seconds or fraction or not parts:
         parts.append(f"{round(seconds + fraction, 3):g}s" if fraction else f"{seconds}s")
     return "".join(parts)
+
+
+def finite_seconds(value: object) -> float | None:
+    """A number from JSON as seconds, or None: not a number, a boolean, or not finite.
+
+    Python's JSON parser reads NaN, Infinity and 1e999 (as inf); none is a usable
+    amount of time, and booleans are ints to Python but never an amount of time.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return number if math.isfinite(number) else None

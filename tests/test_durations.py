@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from stovectl.durations import format_duration, parse_duration
+from stovectl.durations import finite_seconds, format_duration, parse_duration
 
 HOW = "write it like 90s"
 
@@ -121,3 +121,13 @@ def test_format_then_parse_gives_the_same_duration(duration: timedelta) -> None:
     """Any duration up to 366 days, formatted and parsed back, is the same within 1 ms."""
     parsed = parse_duration(format_duration(duration))
     assert abs(parsed - duration) <= timedelta(milliseconds=1)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    (90, 90.0), (1.5, 1.5), (0, 0.0), (-3, -3.0),
+    (True, None), (False, None), ("90", None), (None, None), ([1], None),
+    (float("nan"), None), (float("inf"), None), (10**400, None),
+])
+def test_finite_seconds_takes_only_finite_numbers(value: object, seconds: float | None) -> None:
+    """Numbers from JSON become seconds; booleans, text, NaN, infinities and huge ints do not."""
+    assert finite_seconds(value) == seconds

@@ -9,10 +9,10 @@ shared by the server and the (stdlib-only) client.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from stovectl.durations import finite_seconds
 from stovectl.errors import ProtocolError
 
 VERSION = 1
@@ -107,19 +107,7 @@ def number_argument(request: Request, name: str, *, required: bool = True) -> fl
     value = request.args.get(name)
     if value is None and not required:
         return None
-    number = _finite(value)
+    number = finite_seconds(value)
     if number is None:
         raise RequestError("bad_request", f"{name!r} must be a number", request.id)
     return number
-
-
-def _finite(value: object) -> float | None:
-    # Python's parser reads NaN, Infinity and 1e999 (as inf); none is a usable amount
-    # of time, and an infinite countdown cannot even be sent back as standard JSON.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an integer too large for a float
-        return None
-    return number if math.isfinite(number) else None

@@ -21,6 +21,7 @@ from stovectl.core.deadlines import Clock, Deadlines, SystemClock
 from stovectl.core.events import ALARM_CUT, ALARM_REARM, Event, EventBus, Kind, Outcome, Result
 from stovectl.core.policy import Relaxing, RemotePolicy, check_relaxing
 from stovectl.core.store import Store, StoredCountdown, StoredIntent
+from stovectl.core.tasks import BackgroundTasks
 from stovectl.core.voice import VoiceButtons
 from stovectl.core.watcher import watch
 from stovectl.devices.base import Relay, RelayState
@@ -63,7 +64,7 @@ class BurnerController:
         self._countdown_sources: dict[str, str] = {}
         self._device_online: dict[str, bool | None] = dict.fromkeys(relays)
         self._unanswered: dict[str, int] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(log)
         self.buttons = VoiceButtons(settings.voice, relays, self)
         self._policy = RemotePolicy(
             allow_relax=settings.remote.allow_relax,
@@ -108,9 +109,7 @@ class BurnerController:
         self._deadlines.cancel_all()
         for actuator in self._actuators.values():
             actuator.stop()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
 
     def _restore(self) -> tuple[list[asyncio.Future[Outcome]], list[str]]:
         intents = self._store.intents()
@@ -615,15 +614,7 @@ class BurnerController:
         self.events.emit(event)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine, name=name)
-        self._tasks.add(task)
-
-        def finished(task: asyncio.Task[Any]) -> None:
-            self._tasks.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                log.error("task %s failed", name, exc_info=task.exception())
-
-        task.add_done_callback(finished)
+        self._tasks.spawn(coroutine, name)
 
 
 def _relay_word(is_cut: bool | None) -> str:

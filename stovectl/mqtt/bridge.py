@@ -29,6 +29,7 @@ from stovectl import __version__
 from stovectl.core.controller import BurnerController
 from stovectl.core.events import Event, Kind, Outcome
 from stovectl.core.store import Store
+from stovectl.core.tasks import BackgroundTasks
 from stovectl.errors import CommandRefused
 from stovectl.mqtt.commands import CommandRejected, RemoteCommand, age_of, parse_command
 from stovectl.mqtt.connection import Message, MqttConnection, MqttError
@@ -66,7 +67,7 @@ class MqttBridge:
         self._waiting: list[Message] = []
         self._published: dict[str, bytes] = {}
         self._last_shutoff: dict[str, Event] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(log)
         self._warned_retained: set[str] = set()
 
     # -- life -------------------------------------------------------------------------
@@ -94,9 +95,7 @@ class MqttBridge:
 
     async def close(self) -> None:
         self._serving = False
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
 
     # -- commands ---------------------------------------------------------------------
 
@@ -256,13 +255,5 @@ class MqttBridge:
                 self._last_shutoff[event.burner] = event
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine, name=name)
-        self._tasks.add(task)
-
-        def finished(task: asyncio.Task[Any]) -> None:
-            self._tasks.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                log.error("task %s failed", name, exc_info=task.exception())
-
-        task.add_done_callback(finished)
+        self._tasks.spawn(coroutine, name)
 

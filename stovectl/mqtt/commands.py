@@ -16,11 +16,11 @@ of when a command was issued.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal, NamedTuple, get_args
 
+from stovectl.durations import finite_seconds
 from stovectl.errors import CommandRefused
 
 MAX_PAYLOAD_BYTES: Final = 4096
@@ -206,7 +206,7 @@ def _from_object(message: dict[str, Any], burner: str, command_id: str | None) -
                                        f"not {action}")
     seconds = None
     if action == "timer":
-        seconds = _finite(fields.get("seconds"))
+        seconds = finite_seconds(fields.get("seconds"))
         if seconds is None:
             raise reject("bad_seconds", "a timer needs \"seconds\": a finite number")
         if not 0 < seconds <= MAX_TIMER_SECONDS:
@@ -250,7 +250,7 @@ def _issue_time(value: object) -> float:
         if stamp < 0:
             raise ValueError(f"\"ts\" {_shown(value)} is before 1970")
         return stamp
-    seconds = _finite(value)
+    seconds = finite_seconds(value)
     if seconds is None:
         raise ValueError("\"ts\" must be seconds since the epoch, or ISO 8601 text with a "
                          "time zone")
@@ -259,21 +259,9 @@ def _issue_time(value: object) -> float:
     return seconds
 
 
-def _finite(value: object) -> float | None:
-    # Booleans are ints to Python, never an amount of time to a sender.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an integer too large for a float
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:37]}..."
-
 
 
 def _word(value: object) -> str | None:
