@@ -383,11 +383,7 @@ class MqttConnection:
             self._first_connack.set_result(code)
         if self.options.will_topic is not None:
             self.publish_soon(self.options.will_topic, self.options.will_payloads[0], retain=True)
-        for listener in list(self._connect_listeners):
-            try:
-                listener()
-            except Exception:
-                log.exception("MQTT connect listener %r failed", listener)
+        _notify(self._connect_listeners, "connect")
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, code: ReasonCode, _props: Any
@@ -400,11 +396,7 @@ class MqttConnection:
             log.warning("lost the MQTT connection to %s (%s); reconnecting", self._where,
                         code.getName())
         if was_connected:
-            for listener in list(self._disconnect_listeners):
-                try:
-                    listener()
-                except Exception:
-                    log.exception("MQTT disconnect listener %r failed", listener)
+            _notify(self._disconnect_listeners, "disconnect")
 
     def _on_publish(
         self, _client: mqtt.Client, _userdata: Any, mid: int, code: ReasonCode, _props: Any
@@ -437,6 +429,15 @@ class MqttConnection:
                     handler(message)
                 except Exception:
                     log.exception("handling an MQTT message on %s failed", message.topic)
+
+
+def _notify(listeners: list[Listener], what: str) -> None:
+    """Call each listener; one that raises is logged and does not stop the others."""
+    for listener in list(listeners):
+        try:
+            listener()
+        except Exception:
+            log.exception("MQTT %s listener %r failed", what, listener)
 
 
 def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:

@@ -27,7 +27,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from stovectl.devices.base import RelayState
@@ -42,10 +42,10 @@ from stovectl.sim.mqtt_firmware import (
     Snapshot,
     pulse_time_seconds,
 )
+from stovectl.sim.world import Wiring
 
 log = logging.getLogger(__name__)
 
-Wiring = Callable[[int, RelayState], None]
 CONNECT_TIMEOUT_SECONDS = 5.0
 DROP_TIMEOUT_SECONDS = 5.0
 FLUSH_TIMEOUT_SECONDS = 1.0
