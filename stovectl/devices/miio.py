@@ -19,6 +19,7 @@ import logging
 import math
 import random
 import socket
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -70,16 +71,27 @@ class _Protocol(MiIOProtocol):
         self._hello_timeout = hello
 
     def send_handshake(self, *, retry_count: int = 0) -> Any:
+        try:
+            expected = socket.gethostbyname(self.ip)
+        except OSError as error:
+            raise DeviceException(f"cannot resolve {self.ip!r}: {error}") from None
+        deadline = time.monotonic() + self._hello_timeout
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(self._hello_timeout)
             for _ in range(3):  # as python-miio does: hellos are cheap, answers get lost
-                sock.sendto(HELLO, (self.ip, PORT))
-            try:
-                data, _address = sock.recvfrom(1024)
-            except TimeoutError:
-                raise DeviceException(
-                    f"no answer to hello within {self._hello_timeout:g}s"
-                ) from None
+                sock.sendto(HELLO, (expected, PORT))
+            while True:
+                # Only the device we asked may answer: a stray datagram from another
+                # host must not become this device's id and clock.
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DeviceException(f"no answer to hello within {self._hello_timeout:g}s")
+                sock.settimeout(left)
+                try:
+                    data, address = sock.recvfrom(1024)
+                except TimeoutError:
+                    continue
+                if address[0] == expected:
+                    break
         reply = Message.parse(data)
         header = reply.header.value
         self._device_id = header.device_id

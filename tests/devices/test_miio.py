@@ -17,6 +17,7 @@ import gc
 import itertools
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -539,6 +540,43 @@ def test_a_reply_that_is_not_a_valid_answer_is_unavailable_and_may_have_acted(
             assert caught.value.may_have_acted is True
             assert_translated(caught.value)
             assert device.requests == 1
+
+    real(scenario())
+
+
+class StrayHelloReplier(asyncio.DatagramProtocol):
+    """A device that answers hello from another address, as a stray neighbour would."""
+
+    def __init__(self, stray: socket.socket) -> None:
+        self.stray = stray
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if is_hello(data):
+            self.stray.sendto(build_hello_reply(DEVICE_ID, 1), addr)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set_result(None)
+
+
+def test_a_hello_reply_from_another_address_is_not_the_devices(real: Any) -> None:
+    """A hello answer that comes from another host is ignored: the device did not answer."""
+
+    async def scenario() -> None:
+        host, elsewhere = fresh_host(), fresh_host()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stray:
+            stray.bind((elsewhere, 54321))
+            transport, device = await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: StrayHelloReplier(stray), local_addr=(host, 54321)
+            )
+            try:
+                async with driving(settings(host)) as relay:
+                    with pytest.raises(DeviceUnavailable, match="no answer to hello") as caught:
+                        await relay.write(1, ON)
+                    assert caught.value.may_have_acted is False
+            finally:
+                transport.close()
+                await device.closed
 
     real(scenario())
 
