@@ -344,8 +344,10 @@ def format_reports(reports: list[DeviceReport]) -> str:
         lines += [f"  {c.verdict.value:<4}  {c.step}: {c.message}" for c in report.checks]
     failed = [report.device for report in reports if not report.ok]
     lines.append("")
-    lines.append(f"doctor: device(s) {', '.join(failed)} failed a check" if failed
-                 else f"doctor: all {len(reports)} device(s) passed")
+    brokers = sum(report.kind == "mqtt broker" for report in reports)
+    checked = f"{len(reports) - brokers} device(s)" + (" and the MQTT broker" if brokers else "")
+    lines.append(f"doctor: {', '.join(failed)} failed a check" if failed
+                 else f"doctor: all {checked} passed")
     return "\n".join(lines)
 
 

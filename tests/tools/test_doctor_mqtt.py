@@ -12,7 +12,7 @@ import pytest
 from stovectl.settings import MqttDeviceSettings, Settings, settings_from_mapping
 from stovectl.sim.mqtt_device import SimulatedMqttDevice
 from stovectl.sim.runner import mqtt_options
-from stovectl.tools.doctor import DeviceReport, diagnose
+from stovectl.tools.doctor import DeviceReport, diagnose, format_reports
 from tests.support.broker import PASSWORDS, Broker, running_broker
 
 _topics = itertools.count(1)
@@ -114,3 +114,13 @@ def test_a_base_topic_the_acl_denies_fails_publish() -> None:
 
     assert checks(reports[0]) == [("connect", "ok"), ("publish", "FAIL")]
     assert "denied/kitchen/" in reports[0].checks[1].message
+
+
+def test_the_summary_names_the_broker_apart_from_the_devices(broker: Broker) -> None:
+    """The last line counts relays as devices and the broker as the broker."""
+    reports = asyncio.run(with_device(config(broker)))
+
+    assert format_reports(reports).splitlines()[-1] == (
+        "doctor: all 1 device(s) and the MQTT broker passed")
+    failed = asyncio.run(diagnose(config(broker)))
+    assert format_reports(failed).splitlines()[-1] == "doctor: relay failed a check"
