@@ -147,18 +147,20 @@ class _Rounds:
         return self.cut_after(burner.device, burner.channel, started)
 
     def floor(self) -> float:
-        self._floor_write(False)  # untimed: back to armed
+        set_floor_switch(self.floor_client, False)  # untimed: back to armed
         started = time.monotonic()
-        self._floor_write(True)
+        set_floor_switch(self.floor_client, True)
         return self.cut_after(FLOOR_DEVICE, 1, started)
 
-    def _floor_write(self, value: bool) -> None:
-        try:
-            reply = self.floor_client.send("set_properties", [{**SWITCH, "value": value}])
-        except Exception as error:  # python-miio raises its own tree and OSError alike
-            raise BenchError(f"python-miio set_properties failed: {error}") from None
-        if reply != [{**SWITCH, "code": 0}]:
-            raise BenchError(f"python-miio set_properties answered {reply!r}")
+
+def set_floor_switch(client: Device, value: bool) -> None:
+    """The floor: python-miio's bare ``set_properties`` on the unwired floor relay."""
+    try:
+        reply = client.send("set_properties", [{**SWITCH, "value": value}])
+    except Exception as error:  # python-miio raises its own tree and OSError alike
+        raise BenchError(f"python-miio set_properties failed: {error}") from None
+    if reply != [{**SWITCH, "code": 0}]:
+        raise BenchError(f"python-miio set_properties answered {reply!r}")
 
 
 def measure(

@@ -58,7 +58,7 @@ from stovectl.devices.base import RelayState
 from stovectl.errors import ControlError
 from stovectl.mqtt.topics import Topics
 from tests.bench.figures import BenchError, Figure, summary
-from tests.bench.miio_latency import Burner
+from tests.bench.miio_latency import Burner, set_floor_switch
 from tests.support.broker import Broker, running_broker
 from tests.support.daemon import DaemonProcess, running_daemon
 from tests.support.mqtt_probe import REPLY_TIMEOUT_SECONDS, Probe
@@ -91,7 +91,6 @@ HOP = "bare MQTT hop (paho → paho)"
 MIIO_WRITE = "bare miIO write (python-miio)"
 TASMOTA_COMMAND = "bare Tasmota POWER1 command"
 TARGET_P99_MS = 10.0
-SWITCH = {"did": "floor", "siid": 2, "piid": 1}
 
 P = TypeVar("P", bound=Probe)
 
@@ -308,18 +307,10 @@ class _Rounds:
 
     def miio_write(self) -> float:
         """Ms from python-miio's ``set_properties`` to the unwired relay switching on."""
-        self._miio_write(False)  # untimed: back to off
+        set_floor_switch(self.miio_client, False)  # untimed: back to off
         started = time.monotonic()
-        self._miio_write(True)
+        set_floor_switch(self.miio_client, True)
         return self._cut_after(MIIO_FLOOR_DEVICE, 1, started)
-
-    def _miio_write(self, value: bool) -> None:
-        try:
-            reply = self.miio_client.send("set_properties", [{**SWITCH, "value": value}])
-        except Exception as error:  # python-miio raises its own tree and OSError alike
-            raise BenchError(f"python-miio set_properties failed: {error}") from None
-        if reply != [{**SWITCH, "code": 0}]:
-            raise BenchError(f"python-miio set_properties answered {reply!r}")
 
     def tasmota_command(self) -> float:
         """Ms from ``ON`` on the unwired Tasmota relay's command topic to its switching."""
