@@ -57,6 +57,25 @@ CREATE INDEX IF NOT EXISTS command_ids_time ON command_ids (time);
 CREATE TABLE IF NOT EXISTS discovery_topics (
     topic TEXT PRIMARY KEY
 );
+CREATE TABLE IF NOT EXISTS timers (
+    burner TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    due REAL NOT NULL,
+    monotonic_due REAL,
+    boot TEXT,
+    source TEXT NOT NULL,
+    started REAL NOT NULL,
+    PRIMARY KEY (burner, purpose)
+);
+CREATE TABLE IF NOT EXISTS schedule_runs (
+    schedule TEXT PRIMARY KEY,
+    time REAL NOT NULL
+);
+"""
+MIGRATE_COUNTDOWNS = """
+INSERT OR IGNORE INTO timers (burner, purpose, due, source, started)
+    SELECT burner, 'countdown', due, source, started FROM countdowns;
+DELETE FROM countdowns;
 """
 COMMAND_IDS_KEPT_SECONDS = 7 * 24 * 3600
 """How long a remote command id is remembered, so a replay is recognised."""
@@ -73,9 +92,18 @@ class StoredIntent:
 
 
 @dataclass(frozen=True)
-class StoredCountdown:
+class StoredTimer:
+    """A safety deadline on disk (DESIGN §2 rule 9).
+
+    ``due`` is wall-clock; ``monotonic_due`` is on the system's monotonic clock of
+    boot ``boot``, which a daemon restarted on the same boot can still trust.
+    """
+
     burner: str
+    purpose: str
     due: float
+    monotonic_due: float | None
+    boot: str | None
     source: str
     started: float
 
@@ -93,6 +121,7 @@ class Store:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(SCHEMA)
+        db.executescript(MIGRATE_COUNTDOWNS)
         self._db = db
 
     def close(self) -> None:
@@ -117,18 +146,39 @@ class Store:
         rows = self.db.execute("SELECT * FROM intents").fetchall()
         return {row[0]: StoredIntent(*row) for row in rows}
 
-    def save_countdown(self, countdown: StoredCountdown) -> None:
+    def save_timer(self, timer: StoredTimer) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO countdowns VALUES (?, ?, ?, ?)",
-            (countdown.burner, countdown.due, countdown.source, countdown.started),
+            "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (timer.burner, timer.purpose, timer.due, timer.monotonic_due, timer.boot,
+             timer.source, timer.started),
         )
 
-    def delete_countdown(self, burner: str) -> None:
-        self.db.execute("DELETE FROM countdowns WHERE burner = ?", (burner,))
+    def delete_timer(self, burner: str, purpose: str) -> None:
+        self.db.execute("DELETE FROM timers WHERE burner = ? AND purpose = ?", (burner, purpose))
 
-    def countdowns(self) -> dict[str, StoredCountdown]:
-        rows = self.db.execute("SELECT * FROM countdowns").fetchall()
-        return {row[0]: StoredCountdown(*row) for row in rows}
+    def timers(self) -> dict[tuple[str, str], StoredTimer]:
+        rows = self.db.execute("SELECT * FROM timers").fetchall()
+        return {(row[0], row[1]): StoredTimer(*row) for row in rows}
+
+    def last_schedule_run(self, schedule: str) -> float | None:
+        """When a calendar schedule last ran (wall clock), so a missed run is noticed."""
+        row = self.db.execute(
+            "SELECT time FROM schedule_runs WHERE schedule = ?", (schedule,)
+        ).fetchone()
+        return None if row is None else float(row[0])
+
+    def save_schedule_run(self, schedule: str, time: float) -> None:
+        self.db.execute("INSERT OR REPLACE INTO schedule_runs VALUES (?, ?)", (schedule, time))
+
+    def count_events(
+        self, kind: Kind, burner: str, source: str, since: float
+    ) -> int:
+        """How many ``kind`` events from ``source`` ``burner`` had since ``since``."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM history WHERE kind = ? AND burner = ? AND source = ?"
+            " AND time >= ?", (kind.value, burner, source, since),
+        ).fetchone()
+        return int(row[0])
 
     def load_request_id(self, device: str) -> int | None:
         """The last miIO request id used with ``device``, so a restart does not reuse it."""

@@ -19,6 +19,7 @@ from stovectl.settings.devices import (
     MiotChannelSettings,
     SimulatedDeviceSettings,
 )
+from stovectl.settings.failsafes import FailsafeSettings, UnattendedSettings
 from stovectl.settings.loading import (
     format_validation_error,
     load_settings,
@@ -28,6 +29,7 @@ from stovectl.settings.loading import (
 from stovectl.settings.mqtt import MqttDeviceSettings, MqttSettings, MqttTlsSettings
 from stovectl.settings.output import redacted, to_toml
 from stovectl.settings.root import Settings
+from stovectl.settings.schedules import ScheduleSettings
 from stovectl.settings.sections import (
     BurnerSettings,
     DaemonSettings,
@@ -35,6 +37,13 @@ from stovectl.settings.sections import (
     SafetySettings,
     SpeakerSettings,
     StoveSettings,
+)
+from stovectl.settings.sensors import (
+    HAZARD_KINDS,
+    MiotSensorSettings,
+    MqttSensorSettings,
+    SensorSettings,
+    SimulatedSensorSettings,
 )
 from stovectl.settings.types import (
     DEFAULT_CONFIG_PATH,
@@ -47,24 +56,32 @@ from stovectl.settings.types import (
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "HAZARD_KINDS",
     "MIN_CUT_HOLD",
     "BurnerSettings",
     "DaemonSettings",
     "DeviceSettings",
     "Duration",
+    "FailsafeSettings",
     "Identifier",
     "MiioDeviceSettings",
     "MiotChannelSettings",
+    "MiotSensorSettings",
     "MqttDeviceSettings",
+    "MqttSensorSettings",
     "MqttSettings",
     "MqttTlsSettings",
     "RemoteSettings",
     "SafetySettings",
+    "ScheduleSettings",
+    "SensorSettings",
     "Settings",
     "SimulatedDeviceSettings",
+    "SimulatedSensorSettings",
     "SpeakerSettings",
     "StoveSettings",
     "StrictModel",
+    "UnattendedSettings",
     "format_validation_error",
     "load_settings",
     "read_secret",

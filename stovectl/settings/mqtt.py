@@ -16,7 +16,7 @@ TOPIC_FORBIDDEN = frozenset("#+\0")
 MAX_CHANNELS = {"tasmota": 8, "zigbee2mqtt": 2, "shelly": 4, "esphome": 16, "generic": 16}
 
 
-def _check_topic(value: str, field: str) -> None:
+def check_topic(value: str, field: str) -> None:
     if not value or any(c in TOPIC_FORBIDDEN for c in value):
         raise ValueError(f"{field}: a topic must be non-empty, without '#', '+' or NUL")
     if value.startswith("/") or value.endswith("/"):
@@ -97,7 +97,7 @@ class MqttSettings(StrictModel):
         for name in ("base_topic", "discovery_prefix"):
             value = getattr(self, name)
             if value:
-                _check_topic(value, name)
+                check_topic(value, name)
         return self
 
     @property
@@ -176,16 +176,16 @@ class MqttDeviceSettings(StrictModel):
         if self.preset == "generic":
             if not self.command_topic:
                 raise ValueError(f"{where}: a generic device needs command_topic")
-            _check_topic(self.command_topic, "command_topic")
+            check_topic(self.command_topic, "command_topic")
             if self.state_topic:
-                _check_topic(self.state_topic, "state_topic")
+                check_topic(self.state_topic, "state_topic")
             elif self.verify:
                 raise ValueError(
                     f"{where}: without state_topic its cuts cannot be verified; give "
                     "state_topic, or say verify = false to accept unverified cuts"
                 )
             if self.availability_topic:
-                _check_topic(self.availability_topic, "availability_topic")
+                check_topic(self.availability_topic, "availability_topic")
             if self.channels > 1 and "{channel}" not in self.command_topic + self.state_field:
                 raise ValueError(
                     f"{where}: with several channels, command_topic (or state_field) must "
@@ -194,7 +194,7 @@ class MqttDeviceSettings(StrictModel):
         else:
             if not self.topic:
                 raise ValueError(f"{where}: a {self.preset} device needs its topic")
-            _check_topic(self.topic, "topic")
+            check_topic(self.topic, "topic")
         if self.switches is not None:
             if self.preset != "esphome":
                 raise ValueError(f"{where}: switches is for esphome devices only")
@@ -204,7 +204,7 @@ class MqttDeviceSettings(StrictModel):
                     f"{self.channels} channel(s)"
                 )
             for name in self.switches:
-                _check_topic(name, "switches")
+                check_topic(name, "switches")
         return self
 
     @property

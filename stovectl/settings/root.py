@@ -9,8 +9,11 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from stovectl.core.voice import parse_voice_action
+from stovectl.durations import format_duration
 from stovectl.settings.devices import DeviceSettings
+from stovectl.settings.failsafes import FailsafeSettings, UnattendedSettings
 from stovectl.settings.mqtt import MqttDeviceSettings, MqttSettings
+from stovectl.settings.schedules import ScheduleSettings
 from stovectl.settings.sections import (
     BurnerSettings,
     DaemonSettings,
@@ -19,6 +22,7 @@ from stovectl.settings.sections import (
     SpeakerSettings,
     StoveSettings,
 )
+from stovectl.settings.sensors import MqttSensorSettings, SensorSettings
 from stovectl.settings.voice import VoiceTriggerSettings
 
 
@@ -52,6 +56,19 @@ class Settings(BaseSettings):
     )
     voice: list[VoiceTriggerSettings] = Field(
         default_factory=list, description="Spare relay channels that act as voice buttons."
+    )
+    sensors: list[SensorSettings] = Field(
+        default_factory=list, description="Flame, presence, gas and smoke sensors."
+    )
+    failsafe: FailsafeSettings = Field(
+        default_factory=FailsafeSettings,
+        description="The longest a burner may burn, and how a shutoff is confirmed.",
+    )
+    unattended: UnattendedSettings | None = Field(
+        None, description="Shut off lit burners when nobody is present; absent = off."
+    )
+    schedules: list[ScheduleSettings] = Field(
+        default_factory=list, description="Calendar shutoffs, locks and unlocks."
     )
 
     @classmethod
@@ -98,6 +115,12 @@ class Settings(BaseSettings):
                     f"devices[{index}] (id {device.id!r}): an mqtt device needs the broker; "
                     "add an [mqtt] section"
                 )
+        burners = {burner.id for burner in self.burners}
+        _check_sensors(self, burners)
+        _check_failsafes(self, burners)
+        for index, schedule in enumerate(self.schedules):
+            _known_burners(f"schedules[{index}].burners", schedule.burners, burners)
+        _no_duplicates("schedules", [schedule.id for schedule in self.schedules])
         return self
 
     @property
@@ -106,6 +129,16 @@ class Settings(BaseSettings):
         if self.mqtt is not None and self.mqtt.base_topic:
             return self.mqtt.base_topic
         return f"stovectl/{self.stove.id}"
+
+    def max_on(self, burner_id: str) -> float:
+        """Seconds a burner may be lit before the failsafe shuts it off; 0 = never."""
+        own = self.burner(burner_id).max_on
+        return (self.failsafe.max_on if own is None else own).total_seconds()
+
+    def flame_sensor(self, burner_id: str) -> SensorSettings | None:
+        return next(
+            (s for s in self.sensors if s.kind == "flame" and s.burner == burner_id), None
+        )
 
     def burner(self, burner_id: str) -> BurnerSettings:
         return next(burner for burner in self.burners if burner.id == burner_id)
@@ -137,6 +170,58 @@ def _check_voice(
         for name in parse_voice_action(trigger.action).burners:
             if name != "all" and name not in burners:
                 raise ValueError(f"{where}.action: no burner {name!r}")
+
+
+def _known_burners(where: str, names: list[str], burners: set[str]) -> None:
+    for name in names:
+        if name != "all" and name not in burners:
+            raise ValueError(
+                f"{where}: no burner {name!r} (burners: {', '.join(sorted(burners))}, or all)"
+            )
+
+
+def _check_sensors(settings: Settings, burners: set[str]) -> None:
+    _no_duplicates("sensors", [sensor.id for sensor in settings.sensors])
+    watched: dict[str, str] = {}
+    for index, sensor in enumerate(settings.sensors):
+        where = f"sensors[{index}] (id {sensor.id!r})"
+        if isinstance(sensor, MqttSensorSettings) and settings.mqtt is None:
+            raise ValueError(f"{where}: an mqtt sensor needs the broker; add an [mqtt] section")
+        if sensor.burner is None:
+            continue
+        if sensor.burner not in burners:
+            raise ValueError(f"{where}.burner: no burner {sensor.burner!r}")
+        other = watched.setdefault(sensor.burner, sensor.id)
+        if other != sensor.id:
+            raise ValueError(
+                f"{where}.burner: burner {sensor.burner!r} has flame sensor {other!r} already"
+            )
+
+
+def _check_failsafes(settings: Settings, burners: set[str]) -> None:
+    warn = settings.failsafe.warn_before
+    for index, burner in enumerate(settings.burners):
+        if burner.max_on and warn >= burner.max_on:
+            raise ValueError(
+                f"burners[{index}] (id {burner.id!r}).max_on: must be longer than "
+                f"[failsafe] warn_before ({format_duration(warn)})"
+            )
+    unattended = settings.unattended
+    if unattended is None:
+        return
+    _known_burners("unattended.burners", unattended.burners, burners)
+    presence = {s.id for s in settings.sensors if s.kind == "presence"}
+    if not presence:
+        raise ValueError(
+            "unattended: needs at least one presence sensor ([[sensors]] with "
+            'kind = "presence")'
+        )
+    for name in unattended.presence:
+        if name not in presence:
+            raise ValueError(
+                f"unattended.presence: {name!r} is not a presence sensor "
+                f"(presence sensors: {', '.join(sorted(presence))})"
+            )
 
 
 def _no_duplicates(what: str, ids: list[str]) -> None:

@@ -45,6 +45,11 @@ class BurnerSettings(StrictModel):
         timedelta(seconds=5),
         description="How long a shutoff holds the loop open before re-arming (at least 2s).",
     )
+    max_on: Duration | None = Field(
+        None,
+        description="This burner's failsafe: shut off once lit this long; 0s = never; "
+        "absent = [failsafe] max_on.",
+    )
 
     @field_validator("id")
     @classmethod
