@@ -18,9 +18,21 @@ from typing import Any
 from stovectl.core.actuator import Actuator
 from stovectl.core.burner import Burner, Mode, Seen
 from stovectl.core.deadlines import Clock, Deadlines, SystemClock
-from stovectl.core.events import ALARM_CUT, ALARM_REARM, Event, EventBus, Kind, Outcome, Result
+from stovectl.core.events import (
+    ALARM_CUT,
+    ALARM_FLAME,
+    ALARM_REARM,
+    Event,
+    EventBus,
+    Kind,
+    Outcome,
+    Result,
+)
+from stovectl.core.failsafes import FAILSAFE, PURPOSES, Failsafes, presence_of
+from stovectl.core.hazards import HAZARD, check_unlock, hazard_changed
 from stovectl.core.policy import Relaxing, RemotePolicy, check_relaxing
-from stovectl.core.store import Store, StoredCountdown, StoredIntent
+from stovectl.core.sensing import SensorBoard, SensorState
+from stovectl.core.store import Store, StoredIntent
 from stovectl.core.tasks import BackgroundTasks
 from stovectl.core.voice import VoiceButtons
 from stovectl.core.watcher import watch
@@ -33,13 +45,15 @@ log = logging.getLogger(__name__)
 
 REARM = "rearm"
 COUNTDOWN = "countdown"
+FLAME_OUT = "flame_out"
+CLOCK_CHECK_SECONDS = 1.0
+"""How often the wall clock is compared with the monotonic one."""
 DEVICE_REARM_GRACE = 1.0
 """Seconds past a device's own re-arm (plus a poll interval) before we re-arm it ourselves."""
 DEVICE_CLOCK_TOLERANCE = 0.25
+"""A device timer may end this much before ours; earlier is someone else re-arming."""
 OFFLINE_AFTER_UNANSWERED = 3
 """Requests in a row without an answer before a device counts as offline."""
-
-"""A device timer may end this much before ours; earlier is someone else re-arming."""
 
 
 class BurnerController:
@@ -58,7 +72,7 @@ class BurnerController:
         self._relays = relays
         self._store = store
         self._clock = clock or SystemClock()
-        self._deadlines = Deadlines(self._clock)
+        self._deadlines = Deadlines(self._clock, store)
         self._burners = {spec.id: Burner(spec) for spec in settings.burners}
         self._actuators: dict[str, Actuator] = {}
         self._countdown_sources: dict[str, str] = {}
@@ -66,6 +80,14 @@ class BurnerController:
         self._unanswered: dict[str, int] = {}
         self._tasks = BackgroundTasks(log)
         self.buttons = VoiceButtons(settings.voice, relays, self)
+        self.sensors = SensorBoard(settings.sensors, self._clock.wall)
+        self.sensors.on_change(self._sensor_changed)
+        self._failsafes = Failsafes(settings, self._deadlines, self, self._clock.wall)
+        self._flame_sensors = {
+            s.burner: s.id for s in settings.sensors if s.kind == "flame" and s.burner
+        }
+        presence = settings.unattended.presence if settings.unattended else []
+        self._presence = presence or [s.id for s in settings.sensors if s.kind == "presence"]
         self._policy = RemotePolicy(
             allow_relax=settings.remote.allow_relax,
             pin=settings.remote.pin.get_secret_value() if settings.remote.pin else None,
@@ -100,6 +122,7 @@ class BurnerController:
                 watch(relay, burners, self._actuators.__getitem__, self, self.buttons),
                 f"watch-{relay.id}",
             )
+        self._spawn(self._watch_clock(), "clock-watch")
         await asyncio.gather(*waiters)
         for burner_id in overdue:
             self._countdown_fired(burner_id, "startup")
@@ -113,10 +136,24 @@ class BurnerController:
 
     def _restore(self) -> tuple[list[asyncio.Future[Outcome]], list[str]]:
         intents = self._store.intents()
-        countdowns = self._store.countdowns()
         now = self._clock.wall()
         waiters: list[asyncio.Future[Outcome]] = []
         overdue: list[str] = []
+        for (burner_id, purpose), timer in self._deadlines.stored().items():
+            if burner_id not in self._burners:
+                self._deadlines.discard((burner_id, purpose))
+                continue
+            remaining = self._deadlines.remaining_of(timer)
+            if purpose == COUNTDOWN:
+                if remaining <= 0:
+                    overdue.append(burner_id)
+                else:
+                    self._arm_countdown(burner_id, remaining, timer.source)
+            elif purpose in PURPOSES:
+                # Overdue ones fire at once, with their own source (failsafe, unattended).
+                self._failsafes.restore(purpose, burner_id, remaining)
+            else:
+                self._deadlines.discard((burner_id, purpose))
         for burner in self._burners.values():
             stored = intents.get(burner.id)
             if stored is not None:
@@ -130,13 +167,16 @@ class BurnerController:
                 else:
                     self._schedule_rearm(burner, stored.rearm_at - now)
             waiters.append(self._actuators[burner.id].request(burner.wanted))
-            countdown = countdowns.get(burner.id)
-            if countdown is not None:
-                if countdown.due <= now:
-                    overdue.append(burner.id)
-                else:
-                    self._arm_countdown(burner.id, countdown.due - now, countdown.source)
+            self._lit_may_have_changed(burner)
         return waiters, overdue
+
+    async def _watch_clock(self) -> None:
+        while True:
+            await asyncio.sleep(CLOCK_CHECK_SECONDS)
+            jump = self._deadlines.check_wall()
+            if jump:
+                log.warning("the wall clock jumped by %+.0fs; safety deadlines keep to the "
+                            "monotonic clock, and their stored due times were corrected", jump)
 
     def _summary(self) -> str:
         parts = []
@@ -182,8 +222,17 @@ class BurnerController:
         ids = self.resolve(names)
         return list(await asyncio.gather(*(self._shutoff(i, source, actor) for i in ids)))
 
-    async def _shutoff(self, burner_id: str, source: str, actor: str | None) -> Outcome:
+    async def _shutoff(
+        self, burner_id: str, source: str, actor: str | None, why: str = ""
+    ) -> Outcome:
         burner = self._burners[burner_id]
+        return await self._finish_shutoff(burner, source, actor, why,
+                                          self._begin_shutoff(burner, source, actor))
+
+    def _begin_shutoff(
+        self, burner: Burner, source: str, actor: str | None
+    ) -> asyncio.Future[Outcome]:
+        """The part of a shutoff that must not wait: intent on disk, relay asked."""
         self._drop_countdown(burner, source, actor, "the burner was shut off")
         pulse = None
         if burner.mode is not Mode.LOCKED:
@@ -191,12 +240,31 @@ class BurnerController:
             self._set_intent(burner, Mode.PULSE, source)
             # The device returns by itself where it can, so a crash still re-arms (rule 4).
             pulse = burner.settings.cut_hold.total_seconds()
-        outcome = await self._actuators[burner.id].request(burner.cut_relay, pulse)
+        return self._actuators[burner.id].request(burner.cut_relay, pulse)
+
+    async def _finish_shutoff(
+        self,
+        burner: Burner,
+        source: str,
+        actor: str | None,
+        why: str,
+        request: asyncio.Future[Outcome],
+    ) -> Outcome:
+        outcome = await request
+        message = outcome.message or self._cut_message(burner)
         self._emit(
             Kind.SHUTOFF, source, burner, actor=actor, result=outcome.result,
-            latency_ms=outcome.latency_ms, message=outcome.message or self._cut_message(burner),
+            latency_ms=outcome.latency_ms, message=f"{why}: {message}" if why else message,
         )
+        self._expect_flame_out(burner, outcome)
         return outcome
+
+    def _fire_shutoff(self, burner_id: str, source: str, why: str = "") -> None:
+        """A shutoff from a timer: durable before this returns, finished in a task."""
+        burner = self._burners[burner_id]
+        request = self._begin_shutoff(burner, source, None)
+        self._spawn(self._finish_shutoff(burner, source, None, why, request),
+                    f"shutoff-{burner_id}")
 
     async def lock(
         self, names: Sequence[str], source: str, reason: str = "lock", actor: str | None = None
@@ -207,17 +275,43 @@ class BurnerController:
 
     async def _lock(self, burner_id: str, source: str, reason: str, actor: str | None) -> Outcome:
         burner = self._burners[burner_id]
+        request = self._begin_lock(burner, source, reason, actor)
+        return await self._finish_lock(burner, source, actor, "", request)
+
+    def _begin_lock(
+        self, burner: Burner, source: str, reason: str, actor: str | None
+    ) -> asyncio.Future[Outcome]:
         self._drop_countdown(burner, source, actor, "the burner was locked")
         self._deadlines.cancel((burner.id, REARM))
-        if burner.mode is Mode.LOCKED and burner.reason == "hazard":
-            reason = "hazard"
+        if burner.mode is Mode.LOCKED and burner.reason == HAZARD:
+            reason = HAZARD  # a hazard lock outranks any other reason
         self._set_intent(burner, Mode.LOCKED, source, reason)
-        outcome = await self._actuators[burner.id].request(burner.cut_relay)
+        return self._actuators[burner.id].request(burner.cut_relay)
+
+    async def _finish_lock(
+        self,
+        burner: Burner,
+        source: str,
+        actor: str | None,
+        why: str,
+        request: asyncio.Future[Outcome],
+    ) -> Outcome:
+        outcome = await request
+        message = outcome.message or f"{burner.id} locked"
         self._emit(
-            Kind.LOCK, source, burner, actor=actor, reason=reason, result=outcome.result,
-            latency_ms=outcome.latency_ms, message=outcome.message or f"{burner.id} locked",
+            Kind.LOCK, source, burner, actor=actor, reason=burner.reason, result=outcome.result,
+            latency_ms=outcome.latency_ms, message=f"{why}: {message}" if why else message,
         )
+        self._expect_flame_out(burner, outcome)
         return outcome
+
+    def _fire_lock(self, burner_id: str, source: str, reason: str, why: str,
+                   actor: str | None = None) -> None:
+        """A lock from a failsafe or a sensor: durable before this returns."""
+        burner = self._burners[burner_id]
+        request = self._begin_lock(burner, source, reason, actor)
+        self._spawn(self._finish_lock(burner, source, actor, why, request),
+                    f"lock-{burner_id}")
 
     async def unlock(
         self,
@@ -235,12 +329,23 @@ class BurnerController:
             burner = self._burners[burner_id]
             self._check(Relaxing.UNLOCK, source, actor, burner, pin=pin, issued_at=issued_at,
                         age_known=age_known)
+            if burner.mode is Mode.LOCKED:
+                try:
+                    check_unlock(self.sensors.of_kind("gas", "smoke"))
+                except CommandRefused as refusal:
+                    self._refuse(source, actor, burner, refusal)
         return list(await asyncio.gather(*(self._unlock(i, source, actor) for i in ids)))
 
     async def _unlock(self, burner_id: str, source: str, actor: str | None) -> Outcome:
         burner = self._burners[burner_id]
         if burner.mode is not Mode.LOCKED:
             return Outcome(burner.id, Result.DONE, f"{burner.id} was not locked")
+        if source == "schedule" and (burner.source != "schedule" or burner.reason == HAZARD):
+            # A schedule clears only the locks schedules made: never a hazard, child or
+            # failsafe lock, nor one somebody set by hand.
+            return Outcome(burner.id, Result.DONE,
+                           f"{burner.id} stays locked ({burner.reason}, by {burner.source}): "
+                           "a schedule only clears its own locks")
         reason = burner.reason
         self._set_intent(burner, Mode.ARMED, source)
         outcome = await self._actuators[burner.id].request(burner.armed_relay)
@@ -297,9 +402,6 @@ class BurnerController:
                 ),
             )
         self._arm_countdown(burner.id, seconds, source)
-        self._store.save_countdown(
-            StoredCountdown(burner.id, self._clock.wall() + seconds, source, self._clock.wall())
-        )
         shown = round(seconds, 1 if seconds < 10 else 0)
         message = f"{burner.id} shuts off in {format_duration(shown)}"
         self._emit(Kind.COUNTDOWN_SET, source, burner, actor=actor, result=Result.DONE,
@@ -369,7 +471,8 @@ class BurnerController:
     def _arm_countdown(self, burner_id: str, seconds: float, source: str) -> None:
         self._countdown_sources[burner_id] = source
         self._deadlines.set(
-            (burner_id, COUNTDOWN), seconds, lambda: self._countdown_fired(burner_id, "timer")
+            (burner_id, COUNTDOWN), seconds, lambda: self._countdown_fired(burner_id, "timer"),
+            durable_source=source,
         )
 
     def _drop_countdown(
@@ -377,18 +480,17 @@ class BurnerController:
     ) -> bool:
         if not self._deadlines.cancel((burner.id, COUNTDOWN)):
             return False
-        self._store.delete_countdown(burner.id)
         self._emit(Kind.COUNTDOWN_CANCEL, source, burner, actor=actor, result=Result.DONE,
                    message=f"{burner.id} countdown ended: {why}")
         return True
 
     def _countdown_fired(self, burner_id: str, source: str) -> None:
         burner = self._burners[burner_id]
-        self._deadlines.cancel((burner_id, COUNTDOWN))
-        self._store.delete_countdown(burner_id)
         self._emit(Kind.COUNTDOWN_FIRE, source, burner, result=Result.DONE,
                    message=f"{burner_id} countdown reached zero")
-        self._spawn(self._shutoff(burner_id, source, None), f"countdown-{burner_id}")
+        self._fire_shutoff(burner_id, source)
+        # Forgotten only now that the shutoff's intent is on disk (an overdue one at start).
+        self._deadlines.discard((burner_id, COUNTDOWN))
 
     def _schedule_rearm(self, burner: Burner, seconds: float, backup_after: float = 0) -> None:
         """Re-arm in ``seconds``; with ``backup_after``, only if the device has not by then."""
@@ -424,6 +526,7 @@ class BurnerController:
         burner.rearm_at = None
         burner.device_rearm_due = None
         self._save_intent(burner)
+        self._lit_may_have_changed(burner)
 
     def _save_intent(self, burner: Burner) -> None:
         # Written before any reply, with synchronous=FULL: rule 6.
@@ -542,6 +645,94 @@ class BurnerController:
                    message=f"{burner.id} was cut by someone else (app, scene, voice or button)")
         self._schedule_rearm(burner, burner.settings.cut_hold.total_seconds())
 
+    # -- sensors, failsafes and hazards ------------------------------------------------
+
+    def _sensor_changed(self, sensor: SensorState, before: bool | None, now: bool | None) -> None:
+        kind = sensor.settings.kind
+        if kind == "presence":
+            self._failsafes.presence_changed(
+                presence_of(self.sensors[i].value for i in self._presence)
+            )
+        elif sensor.settings.is_hazard:
+            hazard_changed(self, sensor, before, now)
+        elif kind == "flame" and sensor.settings.burner in self._burners:
+            burner = self._burners[sensor.settings.burner]
+            if now is not None:
+                self._emit(Kind.FLAME_ON if now else Kind.FLAME_OFF, "sensor", burner,
+                           actor=sensor.settings.id,
+                           message=f"{burner.id}: flame {'lit' if now else 'out'}")
+            if now is False:
+                self._flame_went_out(burner)
+            self._lit_may_have_changed(burner)
+
+    def flame(self, burner_id: str) -> bool | None:
+        """The burner's flame as its sensor sees it; None without a sensor or while unknown."""
+        sensor = self._flame_sensors.get(burner_id)
+        return None if sensor is None else self.sensors[sensor].value
+
+    def _lit_may_have_changed(self, burner: Burner) -> None:
+        if burner.id in self._flame_sensors:
+            lit = self.flame(burner.id)
+        elif self.settings.failsafe.assume_lit:
+            lit = burner.mode is Mode.ARMED
+        else:
+            return
+        self._failsafes.lit_changed(burner.id, lit)
+
+    def _expect_flame_out(self, burner: Burner, outcome: Outcome) -> None:
+        """After a verified cut, a flame sensor that still sees a flame is an alarm."""
+        if outcome.result is not Result.VERIFIED or not self.flame(burner.id):
+            return
+        within = self.settings.failsafe.flame_out_within.total_seconds()
+        self._deadlines.set((burner.id, FLAME_OUT), within,
+                            lambda: self._flame_stays(burner, within))
+
+    def _flame_went_out(self, burner: Burner) -> None:
+        deadline = self._deadlines.get((burner.id, FLAME_OUT))
+        if deadline is None or not self._deadlines.cancel((burner.id, FLAME_OUT)):
+            return
+        within = self.settings.failsafe.flame_out_within.total_seconds()
+        after = within - deadline.remaining(self._clock)
+        self._emit(Kind.FLAME_OUT, burner.source, burner, result=Result.VERIFIED,
+                   message=f"{burner.id}: the flame went out {after:.1f}s after the cut")
+
+    def _flame_stays(self, burner: Burner, within: float) -> None:
+        message = (f"{burner.id}'s relay reads cut, but its flame sensor still sees a flame "
+                   f"{format_duration(round(within))} later: check the relay's wiring into "
+                   "the thermocouple loop, and turn the knob off")
+        log.error("ALARM %s", message)
+        self._emit(Kind.ALARM, "controller", burner, reason=ALARM_FLAME, result=Result.FAILED,
+                   message=message)
+
+    def warn(self, burner_id: str, source: str, message: str) -> None:
+        log.warning("%s", message)
+        self._emit(Kind.WARNING, source, self._burners[burner_id], result=Result.DONE,
+                   message=message)
+
+    def failsafe_shutoff(self, burner_id: str, source: str, message: str) -> None:
+        self._fire_shutoff(burner_id, source, message)
+
+    def failsafe_lock(self, burner_id: str, message: str) -> None:
+        self._fire_lock(burner_id, FAILSAFE, FAILSAFE, message)
+
+    def trips(self, burner_id: str, since: float) -> int:
+        return self._store.count_events(Kind.SHUTOFF, burner_id, FAILSAFE, since)
+
+    def hazard_detected(self, sensor: SensorState) -> None:
+        what = sensor.settings.kind
+        message = f"{what} detected by {sensor.settings.id!r}: locking every burner"
+        log.error("HAZARD %s", message)
+        self._emit(Kind.HAZARD, HAZARD, reason=what, actor=sensor.settings.id,
+                   result=Result.DONE, message=message)
+        for burner_id in self._burners:
+            self._fire_lock(burner_id, HAZARD, HAZARD, f"{what} detected",
+                            actor=sensor.settings.id)
+
+    def hazard_note(self, sensor: SensorState, message: str) -> None:
+        log.warning("%s", message)
+        self._emit(Kind.HAZARD, HAZARD, reason=sensor.settings.kind, actor=sensor.settings.id,
+                   result=Result.DONE, message=message)
+
     # -- views ------------------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
@@ -571,6 +762,9 @@ class BurnerController:
                     "source": self._countdown_sources.get(burner.id),
                 },
                 "rearm_in": None if rearm is None else rearm.remaining(self._clock),
+                "flame": self.flame(burner.id),
+                "flame_sensor": self._flame_sensors.get(burner.id),
+                "failsafe": self._failsafes.status(burner.id),
             })
         return rows
 

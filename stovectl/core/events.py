@@ -33,6 +33,14 @@ class Kind(StrEnum):
     DEVICE_ONLINE = "device_online"
     DEVICE_OFFLINE = "device_offline"
     STARTUP = "startup"
+    WARNING = "warning"
+    """A failsafe will act soon (max-on, unattended), or lost a sensor."""
+    HAZARD = "hazard"
+    """Gas or smoke detected, cleared, or its sensor lost."""
+    FLAME_ON = "flame_on"
+    FLAME_OFF = "flame_off"
+    FLAME_OUT = "flame_out"
+    """A cut confirmed by the flame sensor: the flame went out."""
 
 
 class Result(StrEnum):
@@ -48,6 +56,8 @@ class Result(StrEnum):
 ALARM_CUT = "cut"
 ALARM_REARM = "rearm"
 """An alarm's reason: which of the two could not be verified."""
+ALARM_FLAME = "flame"
+"""An alarm's reason: the relay reads cut, but the flame sensor still sees a flame."""
 
 
 @dataclass(frozen=True)

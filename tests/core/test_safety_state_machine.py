@@ -57,6 +57,7 @@ class SafetyRules(RuleBasedStateMachine):
         self.settings = settings_from_mapping(config)
         self.kitchen: Kitchen = self.runner.run(self._start())
         self.locks: dict[str, str] = {}
+        self.lock_sources: dict[str, str] = {}
         self.countdown_due: dict[str, float] = {}
         self.faults = dict.fromkeys(DEVICE_OF.values(), "none")
         self.ever_faulty: set[str] = set()
@@ -158,6 +159,7 @@ class SafetyRules(RuleBasedStateMachine):
         outcomes = self.run(self.kitchen.controller.lock(burner_names, source, reason))
         for burner in self.ids(burner_names):
             self.countdown_due.pop(burner, None)
+            self.lock_sources[burner] = source
             if self.locks.get(burner) != "hazard":
                 self.locks[burner] = reason
         self._check_outcomes(outcomes, started, want_cut=True)
@@ -172,6 +174,11 @@ class SafetyRules(RuleBasedStateMachine):
         before = dict(self.locks)
         if not expect_refusal:
             for burner in ids:  # unlocked before the relays answer
+                if source == "schedule" and (
+                    self.lock_sources.get(burner) != "schedule"
+                    or self.locks.get(burner) == "hazard"
+                ):
+                    continue  # a schedule clears only its own locks, never a hazard
                 self.locks.pop(burner, None)
         try:
             outcomes = self.run(

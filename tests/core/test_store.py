@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stovectl.core.events import Event, Kind, Result
-from stovectl.core.store import COMMAND_IDS_KEPT_SECONDS, Store, StoredCountdown, StoredIntent
+from stovectl.core.store import COMMAND_IDS_KEPT_SECONDS, Store, StoredIntent, StoredTimer
 
 
 @pytest.fixture
@@ -32,9 +33,11 @@ def reopen(store: Store) -> Store:
     return again
 
 
-def event(time: float, burner: str | None = "left", kind: Kind = Kind.SHUTOFF) -> Event:
+def event(
+    time: float, burner: str | None = "left", kind: Kind = Kind.SHUTOFF, source: str = "cli"
+) -> Event:
     return Event(
-        kind=kind, source="cli", time=time, burner=burner, device="sim", actor="alice",
+        kind=kind, source=source, time=time, burner=burner, device="sim", actor="alice",
         reason="timer", result=Result.VERIFIED, latency_ms=12.5, message=f"at {time}",
     )
 
@@ -80,31 +83,72 @@ def test_save_intent_replaces_the_burners_intent(store: Store) -> None:
     assert store.intents() == {"left": armed}
 
 
-def test_countdowns_survive_reopening(store: Store) -> None:
-    """Saved countdown deadlines are read back after close and reopen."""
-    left = StoredCountdown("left", 1900.0, "cli", 1000.0)
-    right = StoredCountdown("right", 2500.0, "schedule", 1100.0)
-    store.save_countdown(left)
-    store.save_countdown(right)
+def test_timers_survive_reopening(store: Store) -> None:
+    """Saved safety deadlines are read back after close and reopen, with both clock readings."""
+    left = StoredTimer("left", "countdown", 1900.0, 55.5, "boot-a", "cli", 1000.0)
+    right = StoredTimer("right", "max_on", 2500.0, None, None, "failsafe", 1100.0)
+    store.save_timer(left)
+    store.save_timer(right)
 
     again = reopen(store)
     try:
-        assert again.countdowns() == {"left": left, "right": right}
+        assert again.timers() == {("left", "countdown"): left, ("right", "max_on"): right}
     finally:
         again.close()
 
 
-def test_save_countdown_replaces_and_delete_removes(store: Store) -> None:
-    """A burner has one countdown: saving replaces it, deleting removes only that burner's."""
-    store.save_countdown(StoredCountdown("left", 1900.0, "cli", 1000.0))
-    shorter = StoredCountdown("left", 1300.0, "mqtt", 1010.0)
-    right = StoredCountdown("right", 2500.0, "cli", 1000.0)
-    store.save_countdown(shorter)
-    store.save_countdown(right)
+def test_save_timer_replaces_and_delete_removes(store: Store) -> None:
+    """A burner has one timer per purpose: saving replaces it, deleting removes only that one."""
+    store.save_timer(StoredTimer("left", "countdown", 1900.0, None, None, "cli", 1000.0))
+    shorter = StoredTimer("left", "countdown", 1300.0, None, None, "mqtt", 1010.0)
+    max_on = StoredTimer("left", "max_on", 9000.0, None, None, "failsafe", 1000.0)
+    store.save_timer(shorter)
+    store.save_timer(max_on)
+    assert store.timers() == {("left", "countdown"): shorter, ("left", "max_on"): max_on}
 
-    store.delete_countdown("left")
+    store.delete_timer("left", "countdown")
 
-    assert store.countdowns() == {"right": right}
+    assert store.timers() == {("left", "max_on"): max_on}
+
+
+def test_countdowns_of_an_older_database_become_timers(tmp_path: Path) -> None:
+    """A countdown written by an earlier version (its own table) is kept as a timer on open."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE countdowns (burner TEXT PRIMARY KEY, due REAL NOT NULL,"
+                   " source TEXT NOT NULL, started REAL NOT NULL)")
+        db.execute("INSERT INTO countdowns VALUES ('left', 1900.0, 'cli', 1000.0)")
+    store = Store(path)
+    store.open()
+    try:
+        assert store.timers() == {
+            ("left", "countdown"): StoredTimer("left", "countdown", 1900.0, None, None, "cli",
+                                               1000.0)
+        }
+    finally:
+        store.close()
+
+
+def test_schedule_runs_are_remembered(store: Store) -> None:
+    """The last run of each schedule is kept, replaced by the next, and unknown ones are None."""
+    assert store.last_schedule_run("night") is None
+    store.save_schedule_run("night", 1000.0)
+    store.save_schedule_run("night", 2000.0)
+    assert store.last_schedule_run("night") == 2000.0
+    again = reopen(store)
+    try:
+        assert again.last_schedule_run("night") == 2000.0
+    finally:
+        again.close()
+
+
+def test_count_events_counts_one_kind_source_and_burner_since(store: Store) -> None:
+    """Failsafe trips are counted per burner and source, from a given time on."""
+    for time, source, burner in [(1000.0, "failsafe", "left"), (2000.0, "failsafe", "left"),
+                                 (2001.0, "cli", "left"), (2002.0, "failsafe", "right")]:
+        store.record(event(time, burner=burner, source=source))
+    assert store.count_events(Kind.SHUTOFF, "left", "failsafe", 1500.0) == 1
+    assert store.count_events(Kind.SHUTOFF, "left", "failsafe", 0.0) == 2
 
 
 def test_history_survives_reopening_with_every_field(store: Store) -> None:

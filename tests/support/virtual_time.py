@@ -48,8 +48,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 class VirtualClock:
     """The daemon's Clock on a virtual loop, with a wall clock that tests can jump."""
 
-    def __init__(self, loop: VirtualTimeLoop, wall_start: float | None = None) -> None:
+    def __init__(
+        self, loop: VirtualTimeLoop, wall_start: float | None = None, boot: str | None = None
+    ) -> None:
         self._loop = loop
+        self._boot = boot
         self._wall_offset = (time.time() if wall_start is None else wall_start) - loop.time()
 
     def monotonic(self) -> float:
@@ -57,6 +60,10 @@ class VirtualClock:
 
     def wall(self) -> float:
         return self._loop.time() + self._wall_offset
+
+    def boot(self) -> str | None:
+        """A boot id for tests of a restart on the same boot; None: trust only the wall."""
+        return self._boot
 
     def jump_wall(self, seconds: float) -> None:
         """Move the wall clock only, as NTP does to a Pi without a real-time clock."""
