@@ -171,6 +171,7 @@ class BurnerController:
         return waiters, overdue
 
     async def _watch_clock(self) -> None:
+        self._deadlines.check_wall()  # the first look takes the baseline
         while True:
             await asyncio.sleep(CLOCK_CHECK_SECONDS)
             jump = self._deadlines.check_wall()

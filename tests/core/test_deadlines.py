@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 
 from stovectl.core.deadlines import Deadlines, SystemClock
+from stovectl.core.events import Kind
+from stovectl.core.store import Store
+from stovectl.settings import settings_from_mapping
+from tests.support.kitchen import Kitchen, kitchen_config
 from tests.support.virtual_time import VirtualClock, VirtualTimeLoop
 
 Run = Callable[[Awaitable[Any]], Any]
@@ -201,3 +209,138 @@ def test_system_clock_reads_the_loop_time(virtual: Run) -> None:
         assert SystemClock().monotonic() == loop.time()
 
     virtual(scenario())
+
+
+# -- durable deadlines -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(tmp_path / "stovectl.db")
+    opened.open()
+    yield opened
+    opened.close()
+
+
+def test_a_durable_deadline_is_stored_until_its_callback_returned(
+    virtual: Run, store: Store
+) -> None:
+    """A durable deadline is on disk with both readings while pending, and gone after firing."""
+
+    async def scenario() -> None:
+        virtual_clock = VirtualClock(asyncio.get_running_loop(), WALL_START, boot="boot-a")
+        deadlines = Deadlines(virtual_clock, store)
+        seen_during_callback: list[bool] = []
+        start = virtual_clock.monotonic()
+
+        deadlines.set(KEY, 90.0, lambda: seen_during_callback.append(KEY in store.timers()),
+                      durable_source="cli")
+        [timer] = store.timers().values()
+        assert (timer.due, timer.monotonic_due, timer.boot, timer.source) == (
+            pytest.approx(WALL_START + 90.0), pytest.approx(start + 90.0), "boot-a", "cli")
+        await asyncio.sleep(100)
+
+        assert seen_during_callback == [True]
+        assert store.timers() == {}
+
+    virtual(scenario())
+
+
+def test_cancelling_a_durable_deadline_deletes_it(virtual: Run, store: Store) -> None:
+    """A cancelled durable deadline is gone from the store; cancel_all keeps them on disk."""
+
+    async def scenario() -> None:
+        deadlines = Deadlines(clock(), store)
+        deadlines.set(KEY, 90.0, lambda: None, durable_source="cli")
+        deadlines.set(("right", "max_on"), 90.0, lambda: None, durable_source="failsafe")
+        deadlines.cancel(KEY)
+        assert list(store.timers()) == [("right", "max_on")]
+        deadlines.cancel_all()  # a stopping daemon: the next start finds it
+        assert list(store.timers()) == [("right", "max_on")]
+
+    virtual(scenario())
+
+
+@pytest.mark.parametrize(
+    ("boot_then", "boot_now", "wall_jump", "expected"),
+    [
+        ("boot-a", "boot-a", -3600.0, 60.0),   # same boot, wall jumped back: monotonic wins
+        ("boot-a", "boot-a", +30.0, 30.0),     # same boot, wall jumped ahead: the earlier
+        ("boot-a", "boot-b", -3600.0, 3660.0),  # rebooted: only the wall clock is left
+        (None, None, 0.0, 60.0),               # a clock that cannot vouch for its boot
+    ],
+)
+def test_a_restart_takes_the_earlier_reading(
+    virtual: Run, store: Store, boot_then: str | None, boot_now: str | None,
+    wall_jump: float, expected: float,
+) -> None:
+    """A stored deadline's remaining time is the earlier of its wall and same-boot readings."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        before = VirtualClock(loop, WALL_START, boot=boot_then)
+        Deadlines(before, store).set(KEY, 120.0, lambda: None, durable_source="cli")
+        await asyncio.sleep(60)
+        after = VirtualClock(loop, WALL_START + 60 + wall_jump, boot=boot_now)
+        deadlines = Deadlines(after, store)
+        [timer] = deadlines.stored().values()
+
+        assert deadlines.remaining_of(timer) == pytest.approx(expected)
+
+    virtual(scenario())
+
+
+def test_a_wall_jump_rewrites_the_stored_wall_deadline(virtual: Run, store: Store) -> None:
+    """After a wall-clock jump, the stored wall due time follows, so a reboot is not misled."""
+
+    async def scenario() -> None:
+        virtual_clock = clock()
+        deadlines = Deadlines(virtual_clock, store)
+        assert deadlines.check_wall() == 0.0  # the first look only takes the offset
+        deadlines.set(KEY, 600.0, lambda: None, durable_source="cli")
+        await asyncio.sleep(100)
+        assert deadlines.check_wall() == 0.0
+        virtual_clock.jump_wall(-3600.0)
+
+        assert deadlines.check_wall() == pytest.approx(-3600.0)
+        [timer] = store.timers().values()
+        assert timer.due == pytest.approx(virtual_clock.wall() + 500.0)
+
+    virtual(scenario())
+
+
+def test_a_countdown_under_time_machine_cuts_at_the_monotonic_moment(tmp_path: Path) -> None:
+    """With the system's wall clock (moved by time-machine) jumping +1 h, then -1 h from where
+    it started, a countdown still cuts at its monotonic moment, and its stored wall deadline
+    follows each jump."""
+    countdown = 4.0
+
+    async def stored_due_follows(k: Kitchen, started: float) -> None:
+        async with asyncio.timeout(3):  # the daemon's clock watch looks every second
+            while True:
+                [timer] = k.store.timers().values()
+                remaining = countdown - (k.now() - started)
+                if timer.due == pytest.approx(time.time() + remaining, abs=0.05):
+                    return
+                await asyncio.sleep(0.02)  # polling the store, which has no change signal
+
+    async def scenario() -> None:
+        with time_machine.travel(datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
+                                 tick=True) as traveller:
+            k = Kitchen(settings_from_mapping(kitchen_config()), tmp_path, SystemClock())
+            await k.start()
+            try:
+                started = k.now()
+                k.controller.set_countdown(["left"], countdown, "cli")
+                traveller.shift(3600)
+                await stored_due_follows(k, started)
+                traveller.shift(-2 * 3600)
+                await stored_due_follows(k, started)
+                cut = await k.wait_event(lambda e: e.kind is Kind.SHUTOFF, within=5)
+                assert k.now() - started == pytest.approx(countdown, abs=0.1)
+                assert cut.source == "timer" and k.is_cut("left")
+                assert cut.time == pytest.approx(time.time(), abs=0.1)
+            finally:
+                await k.close()
+
+    asyncio.run(scenario())

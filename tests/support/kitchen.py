@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stovectl.core.controller import BurnerController
+from stovectl.core.deadlines import Clock
 from stovectl.core.events import Event, Kind
 from stovectl.core.store import Store
 from stovectl.devices.base import RelayState
@@ -47,12 +48,18 @@ def kitchen_config(*, two_devices: bool = False, **sections: Any) -> dict[str, A
 class Kitchen:
     """The simulated stove, its relays and a controller, on virtual time."""
 
-    def __init__(self, settings: Settings, state_dir: Path) -> None:
+    def __init__(
+        self, settings: Settings, state_dir: Path, clock: Clock | None = None
+    ) -> None:
         loop = asyncio.get_running_loop()
-        assert isinstance(loop, VirtualTimeLoop), "run kitchen tests on a VirtualTimeLoop"
+        # A real loop only with a real clock (time-machine tests); otherwise virtual time.
+        assert clock is not None or isinstance(loop, VirtualTimeLoop), (
+            "run kitchen tests on a VirtualTimeLoop"
+        )
         self.loop = loop
         self.settings = settings
-        self.clock = VirtualClock(loop)
+        self.clock: Any = clock or VirtualClock(loop)
+        """The controller's clock: virtual by default, or e.g. SystemClock under time-machine."""
         self.world = SimulatedWorld(settings, clock=loop.time)
         self.db_path = state_dir / "stovectl.db"
         self.events: list[Event] = []
