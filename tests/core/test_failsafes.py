@@ -1,4 +1,4 @@
-"""Failsafes on the controller: max-on, unattended cooking and flame confirmation, on virtual time."""
+"""Failsafes on the controller: max-on, unattended cooking, flame confirmation (virtual time)."""
 
 from __future__ import annotations
 
