@@ -42,8 +42,10 @@ def hob_config(
     fault: str = "none",
     stove_name: str = "Test hob",
     remote: str = "",
+    extra: str = "",
 ) -> str:
-    """A two-burner hob (``left``, ``right``) on one simulated relay ``sim``."""
+    """A two-burner hob (``left``, ``right``) on one simulated relay ``sim``; ``extra`` is
+    appended TOML (more sections)."""
     burners = "".join(
         f"""
 [[burners]]
@@ -75,7 +77,7 @@ retry_max_interval = "500ms"
 
 [remote]
 {remote}
-"""
+{extra}"""
 
 
 def clean_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
