@@ -632,3 +632,72 @@ def test_environment_may_name_an_optional_section() -> None:
 def test_every_shipped_config_loads(path: Path) -> None:
     """Each config in config/ loads as shipped, so its instructions work."""
     assert load_settings(path).burners
+
+
+# -- sensors, failsafes, schedules ---------------------------------------------------------
+
+
+def _sensor(sensor_id: str, kind: str, **fields: Any) -> dict[str, Any]:
+    return {"id": sensor_id, "kind": kind, "source": "mqtt", "topic": f"t/{sensor_id}", **fields}
+
+
+@pytest.mark.parametrize(
+    ("sections", "expected"),
+    [
+        pytest.param({"sensors": [_sensor("f", "flame", burner="left")]},
+                     "an mqtt sensor needs the broker", id="mqtt-sensor-without-broker"),
+        pytest.param({"mqtt": {}, "sensors": [_sensor("f", "flame")]},
+                     "a flame sensor names its burner", id="flame-without-burner"),
+        pytest.param({"mqtt": {}, "sensors": [_sensor("g", "gas", burner="left")]},
+                     "only flame sensors belong to a burner", id="gas-with-burner"),
+        pytest.param({"mqtt": {}, "sensors": [_sensor("f", "flame", burner="middle")]},
+                     "sensors[0] (id 'f').burner: no burner 'middle'", id="unknown-burner"),
+        pytest.param({"mqtt": {}, "sensors": [_sensor("a", "flame", burner="left"),
+                                              _sensor("b", "flame", burner="left")]},
+                     "burner 'left' has flame sensor 'a' already", id="two-flame-sensors"),
+        pytest.param({"mqtt": {}, "sensors": [_sensor("a", "gas"), _sensor("a", "smoke")]},
+                     "sensors: two have the id 'a'", id="duplicate-sensor"),
+        pytest.param({"mqtt": {}, "sensors": [_sensor("f", "flame", burner="left",
+                                                      on_above=60, off_below=80)]},
+                     "off_below (80) must not be above on_above (60)", id="hysteresis"),
+        pytest.param({"mqtt": {}, "sensors": [_sensor("g", "gas", topic="a/#")]},
+                     "without '#', '+' or NUL", id="wildcard-topic"),
+        pytest.param({"sensors": [{"id": "g", "kind": "gas", "source": "miot",
+                                   "host": "127.0.0.1", "siid": 2, "piid": 1}]},
+                     "needs its device's token", id="miot-without-token"),
+        pytest.param({"unattended": {}}, "needs at least one presence sensor",
+                     id="unattended-without-presence"),
+        pytest.param({"mqtt": {}, "sensors": [_sensor("m", "presence")],
+                      "unattended": {"presence": ["door"]}},
+                     "'door' is not a presence sensor", id="unattended-unknown-presence"),
+        pytest.param({"failsafe": {"max_on": "5m", "warn_before": "5m"}},
+                     "warn_before (5m) must be shorter than max_on (5m)", id="warn-too-long"),
+        pytest.param({"schedules": [{"id": "n", "cron": "0 25 * * *", "action": "off"}]},
+                     "cron '0 25 * * *' is not a crontab expression", id="bad-cron"),
+        pytest.param({"schedules": [{"id": "n", "cron": "0 23 * * *", "action": "off",
+                                     "time_zone": "Mars/Olympus"}]},
+                     "'Mars/Olympus' is not a known time zone", id="bad-zone"),
+        pytest.param({"schedules": [{"id": "n", "cron": "0 23 * * *", "action": "off",
+                                     "burners": ["middle"]}]},
+                     "schedules[0].burners: no burner 'middle'", id="schedule-burner"),
+        pytest.param({"schedules": [{"id": "n", "cron": "0 23 * * *", "action": "off",
+                                     "reason": "away"}]},
+                     "reason is for lock schedules only", id="reason-for-off"),
+    ],
+)
+def test_sensor_failsafe_and_schedule_mistakes_are_named(
+    sections: dict[str, Any], expected: str
+) -> None:
+    """Mistakes in sensors, failsafes and schedules are config errors that say what is wrong."""
+    assert expected in refusal(kitchen_config(**sections))
+
+
+def test_a_burner_max_on_overrides_the_failsafe_default() -> None:
+    """max_on is the burner's own when given, else [failsafe] max_on; 0s turns it off."""
+    data = kitchen_config(failsafe={"max_on": "2h"})
+    data["burners"][0]["max_on"] = "30m"
+    data["burners"][1]["max_on"] = "0s"
+    settings = settings_from_mapping(data)
+    assert settings.max_on("left") == 1800.0
+    assert settings.max_on("right") == 0.0
+    assert settings_from_mapping(kitchen_config()).max_on("left") == 3 * 3600.0
