@@ -88,6 +88,8 @@ class BurnerController:
         }
         presence = settings.unattended.presence if settings.unattended else []
         self._presence = presence or [s.id for s in settings.sensors if s.kind == "presence"]
+        self._reconciling = True
+        """Sensor changes wait until start() restored intent and timers, then are replayed."""
         self._policy = RemotePolicy(
             allow_relax=settings.remote.allow_relax,
             pin=settings.remote.pin.get_secret_value() if settings.remote.pin else None,
@@ -115,6 +117,10 @@ class BurnerController:
             self._actuators[burner.id] = actuator
             self._spawn(actuator.run(), f"actuator-{burner.id}")
         waiters, overdue = self._restore()
+        self._reconciling = False
+        for sensor in self.sensors.of_kind("flame", "presence", "gas", "smoke"):
+            if sensor.value is not None:  # heard before start, e.g. a retained reading
+                self._sensor_changed(sensor, None, sensor.value)
         self._emit(Kind.STARTUP, "startup", message=self._summary())
         for relay in self._relays.values():
             burners = [b for b in self._burners.values() if b.device == relay.id]
@@ -649,6 +655,8 @@ class BurnerController:
     # -- sensors, failsafes and hazards ------------------------------------------------
 
     def _sensor_changed(self, sensor: SensorState, before: bool | None, now: bool | None) -> None:
+        if self._reconciling:
+            return  # replayed at the end of start()'s restore
         kind = sensor.settings.kind
         if kind == "presence":
             self._failsafes.presence_changed(
@@ -658,7 +666,7 @@ class BurnerController:
             hazard_changed(self, sensor, before, now)
         elif kind == "flame" and sensor.settings.burner in self._burners:
             burner = self._burners[sensor.settings.burner]
-            if now is not None:
+            if now or (before and now is False):  # not an unlit burner first heard of
                 self._emit(Kind.FLAME_ON if now else Kind.FLAME_OFF, "sensor", burner,
                            actor=sensor.settings.id,
                            message=f"{burner.id}: flame {'lit' if now else 'out'}")

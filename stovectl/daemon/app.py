@@ -4,8 +4,9 @@ Start order: claim the control socket (a second daemon stops here, before it
 touches a relay), store, relays, the MQTT bridge's subscriptions, the broker
 connection (waiting up to ``connect_timeout``, so MQTT relays can be read), the
 announcer (so an alarm during reconciliation is said aloud), controller
-(reconciles intent with the relays), then act on MQTT commands and answer on
-the socket — so no command is accepted before reconciliation (DESIGN §2 rule
+(reconciles intent with the relays, then acts on what the sensors said so
+far), the simulated and MiOT sensors, calendar schedules, then act on MQTT
+commands and answer on the socket — so no command is accepted before reconciliation (DESIGN §2 rule
 6). Stop order is the reverse. SIGTERM and SIGINT stop it
 cleanly; every burner stays in its intended state, and pending re-arms and
 countdowns are already on disk for the next start.
@@ -30,15 +31,20 @@ from stovectl.devices.base import Relay
 from stovectl.settings import (
     DeviceSettings,
     MiioDeviceSettings,
+    MiotSensorSettings,
     MqttDeviceSettings,
+    MqttSensorSettings,
     Settings,
     SimulatedDeviceSettings,
 )
 from stovectl.sim.world import SimulatedWorld
 
 if TYPE_CHECKING:
+    from stovectl.core.schedules import Schedules
     from stovectl.mqtt.bridge import MqttBridge
     from stovectl.mqtt.connection import MqttConnection
+    from stovectl.sensors.miot import MiotSensors
+    from stovectl.sensors.mqtt import MqttSensors
 
 log = logging.getLogger("stovectl")
 
@@ -140,19 +146,37 @@ class Daemon:
         self.announcer = build_announcer(settings, self.store)
         if self.announcer is not None:
             self.controller.events.subscribe(self.announcer.hear)
+        self.schedules: Schedules | None = None
+        if settings.schedules:
+            from stovectl.core.schedules import Schedules  # noqa: PLC0415  # APScheduler only for those
+
+            self.schedules = Schedules(settings.schedules, self.controller, self.store)
         self.server = ControlServer(self.controller, socket_path, self._extra_status)
         self.bridge: MqttBridge | None = None
         if self.mqtt is not None:
             from stovectl.mqtt.bridge import MqttBridge  # noqa: PLC0415  # see build_mqtt
 
             self.bridge = MqttBridge(settings, self.controller, self.mqtt, self.store)
+        self.mqtt_sensors: MqttSensors | None = None
+        mqtt_sensors = [s for s in settings.sensors if isinstance(s, MqttSensorSettings)]
+        if mqtt_sensors and self.mqtt is not None:
+            from stovectl.sensors.mqtt import MqttSensors  # noqa: PLC0415  # see build_mqtt
+
+            self.mqtt_sensors = MqttSensors(mqtt_sensors, self.mqtt, self.controller.sensors)
+        self.miot_sensors: MiotSensors | None = None
+        miot_sensors = [s for s in settings.sensors if isinstance(s, MiotSensorSettings)]
+        if miot_sensors:
+            from stovectl.sensors.miot import MiotSensors  # noqa: PLC0415  # python-miio, see _miio
+
+            self.miot_sensors = MiotSensors(miot_sensors, self.store, self.controller.sensors)
         self._stopping = asyncio.Event()
 
     def _extra_status(self) -> dict[str, Any]:
+        schedules = self.schedules.status() if self.schedules is not None else []
         if self.mqtt is None or self.settings.mqtt is None:
-            return {}
+            return {"schedules": schedules}
         mqtt = self.settings.mqtt
-        return {"mqtt": {
+        return {"schedules": schedules, "mqtt": {
             "connected": self.mqtt.is_connected,
             "broker": f"{mqtt.host}:{mqtt.broker_port}",
             "base_topic": self.settings.mqtt_base_topic,
@@ -166,6 +190,8 @@ class Daemon:
         if self.mqtt is not None:
             assert self.settings.mqtt is not None and self.bridge is not None
             self.bridge.attach()
+            if self.mqtt_sensors is not None:
+                self.mqtt_sensors.attach()
             wait = self.settings.mqtt.connect_timeout.total_seconds()
             if not await self.mqtt.start(wait_seconds=wait):
                 log.warning("the MQTT broker at %s:%s did not answer within %ss; going on "
@@ -174,6 +200,11 @@ class Daemon:
         if self.announcer is not None:
             await self.announcer.start()
         await self.controller.start()
+        self.world.attach_sensors(self.controller.sensors)
+        if self.miot_sensors is not None:
+            await self.miot_sensors.start()
+        if self.schedules is not None:
+            await self.schedules.start()
         if self.bridge is not None:
             await self.bridge.serve()
         await self.server.serve()
@@ -184,6 +215,13 @@ class Daemon:
         await self.server.close()
         if self.bridge is not None:
             await self.bridge.close()
+        if self.schedules is not None:
+            await self.schedules.close()
+        if self.miot_sensors is not None:
+            await self.miot_sensors.close()
+        if self.mqtt_sensors is not None:
+            await self.mqtt_sensors.close()
+        self.world.close_sensors()
         await self.controller.close()
         if self.announcer is not None:
             await self.announcer.close()

@@ -328,3 +328,36 @@ def test_flame_changes_are_recorded_and_shown(kitchen_run: Any) -> None:
         assert k.row("right")["flame"] is None and k.row("right")["flame_sensor"] is None
 
     kitchen_run(scenario, config())
+
+
+# -- the whole story on the simulated stove --------------------------------------------------
+
+
+def test_the_simulated_kitchen_unattended_story(kitchen_run: Any) -> None:
+    """Lit by hand, left alone: the simulated flame and presence sensors drive a warning, an
+    unattended cut, and the flame going out confirms it; the history tells it in order."""
+    settings = kitchen_config(
+        sensors=[
+            {"id": "left_flame", "kind": "flame", "burner": "left", "source": "simulated"},
+            {"id": "motion", "kind": "presence", "source": "simulated", "initial": True},
+        ],
+        unattended=UNATTENDED,
+    )
+
+    async def scenario(k: Kitchen) -> None:
+        assert (await k.light("left")).flame
+        await k.wait_event(lambda e: e.kind is Kind.FLAME_ON, within=2)
+        k.world.sensors["motion"].set(False)
+        await k.wait_event(lambda e: e.kind is Kind.SHUTOFF, within=AFTER + GRACE + 1)
+        await k.wait_event(lambda e: e.kind is Kind.FLAME_OUT, within=5)
+        assert not k.stove("left").flame
+        story = [(e.kind, e.source) for e in k.events if e.burner == "left"
+                 and e.kind in (Kind.FLAME_ON, Kind.WARNING, Kind.SHUTOFF, Kind.FLAME_OFF,
+                                Kind.FLAME_OUT)]
+        assert story == [
+            (Kind.FLAME_ON, "sensor"), (Kind.WARNING, "unattended"),
+            (Kind.SHUTOFF, "unattended"), (Kind.FLAME_OFF, "sensor"),
+            (Kind.FLAME_OUT, "unattended"),
+        ]
+
+    kitchen_run(scenario, settings)

@@ -150,3 +150,24 @@ def test_a_detector_going_offline_is_recorded(kitchen_run: Any) -> None:
         assert k.mode("left") == "armed"
 
     kitchen_run(scenario, config())
+
+
+def test_a_simulated_gas_alarm_locks_the_simulated_hob(kitchen_run: Any) -> None:
+    """The simulated gas detector going off locks both burners within 1 s and the lit burner
+    goes out on the simulated stove."""
+    settings = kitchen_config(sensors=[
+        {"id": "gas", "kind": "gas", "source": "simulated"},
+        {"id": "left_flame", "kind": "flame", "burner": "left", "source": "simulated"},
+    ])
+
+    async def scenario(k: Kitchen) -> None:
+        assert (await k.light("left")).flame
+        detected = k.now()
+        k.world.sensors["gas"].set(True)
+        await locked_by_hazard(k)
+        assert k.now() - detected < 1.0
+        await k.wait_event(lambda e: e.kind is Kind.FLAME_OUT, within=5)
+        assert not k.stove("left").flame
+        assert not (await k.light("right", hold_seconds=15)).flame
+
+    kitchen_run(scenario, settings)

@@ -83,8 +83,10 @@ class Kitchen:
 
     async def start(self) -> None:
         await self.controller.start()
+        self.world.attach_sensors(self.controller.sensors)
 
     async def close(self) -> None:
+        self.world.close_sensors()
         await self.controller.close()
         self.store.close()
 
@@ -92,7 +94,7 @@ class Kitchen:
         """Drop the controller as a crash would and start a new one on the same store."""
         await self.close()
         self.controller = self._new_controller()
-        await self.controller.start()
+        await self.start()
 
     async def elapse(self, seconds: float) -> None:
         """Let ``seconds`` of (virtual) time pass with everything running."""
