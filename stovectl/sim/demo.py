@@ -2,8 +2,11 @@
 
 Runs in one process with a throw-away state folder: a burner is lit by hand, a
 countdown cuts it, it re-arms and is lit again, a lock cuts it and lighting
-fails, an unlock lets it light. Every step is the real controller acting on
-the simulated relays and stove physics, so what it prints is what happened.
+fails, an unlock lets it light; then the cook walks away from a lit burner and
+the unattended failsafe warns and cuts it, and a gas leak locks the whole hob
+until it clears and somebody unlocks it by hand. Every step is the real
+controller acting on the simulated relays, sensors and stove physics, so what
+it prints is what happened.
 """
 
 from __future__ import annotations
@@ -16,14 +19,17 @@ from pathlib import Path
 import click
 
 from stovectl.core.controller import BurnerController
-from stovectl.core.events import Event, Kind
+from stovectl.core.events import Event, Kind, Result
 from stovectl.core.store import Store
+from stovectl.errors import CommandRefused
 from stovectl.settings import Settings, settings_from_mapping
 from stovectl.sim.stove import BurnerSnapshot, StovePhysics
 from stovectl.sim.world import SimulatedWorld
 
 CUT_HOLD_SECONDS = 2.0
 COUNTDOWN_SECONDS = 3.0
+UNATTENDED_AFTER_SECONDS = 6.0
+UNATTENDED_GRACE_SECONDS = 3.0
 
 
 def demo_settings() -> Settings:
@@ -37,6 +43,15 @@ def demo_settings() -> Settings:
              "cut_hold": f"{CUT_HOLD_SECONDS}s"},
         ],
         "safety": {"alarm_after": "3s"},
+        "sensors": [
+            {"id": "left_flame", "kind": "flame", "burner": "left", "source": "simulated"},
+            {"id": "right_flame", "kind": "flame", "burner": "right", "source": "simulated"},
+            {"id": "motion", "kind": "presence", "source": "simulated", "initial": True},
+            {"id": "gas", "kind": "gas", "source": "simulated"},
+        ],
+        "failsafe": {"flame_out_within": "30s"},
+        "unattended": {"after": f"{UNATTENDED_AFTER_SECONDS:g}s",
+                       "grace": f"{UNATTENDED_GRACE_SECONDS:g}s"},
     }, source="<demo>")
 
 
@@ -64,27 +79,28 @@ class Demo:
     def stove(self) -> str:
         return describe(self.world.stove.snapshot("left"))
 
-    async def wait_for(self, kind: Kind, within: float) -> Event:
+    async def wait_for(self, kind: Kind, within: float, burner: str | None = "left") -> Event:
         async with asyncio.timeout(within):
             while True:
                 event = await self._events.get()
-                if event.kind is kind and event.burner == "left":
+                if event.kind is kind and event.burner == burner:
                     return event
 
-    async def light(self, hold_seconds: float) -> bool:
+    async def light(self, hold_seconds: float, burner: str = "left") -> bool:
         stove = self.world.stove
-        self.say(f"  (a hand pushes the left knob and holds it for {hold_seconds:g} s)")
-        stove.push_knob("left")
+        self.say(f"  (a hand pushes the {burner} knob and holds it for {hold_seconds:g} s)")
+        stove.push_knob(burner)
         await asyncio.sleep(hold_seconds)
-        self.say(f"  while held: {self.stove()}")
-        stove.release_knob("left")
+        self.say(f"  while held: {describe(stove.snapshot(burner))}")
+        stove.release_knob(burner)
         await asyncio.sleep(0.5 * self.pace)
-        self.say(f"  released:   {self.stove()}")
-        return stove.snapshot("left").flame
+        self.say(f"  released:   {describe(stove.snapshot(burner))}")
+        return stove.snapshot(burner).flame
 
     async def run(self) -> bool:
         say = self.say
         await self.controller.start()
+        self.world.attach_sensors(self.controller.sensors)
         hold = 4.0 * self.pace
         say("1. Light the left burner by hand.")
         lit = await self.light(hold)
@@ -116,13 +132,63 @@ class Demo:
         [outcome] = await self.controller.unlock(["left"], "cli", "demo")
         say(f"  unlocked, {outcome.result} in {outcome.latency_ms or 0:.0f} ms")
         lit_after_unlock = await self.light(hold)
-        self.world.stove.turn_off("left")
-        say("\nHistory:")
+        walked_away = await self.unattended()
+        gas_story = await self.gas_leak(hold)
+        say("\nHistory of the left burner:")
         for event in self.controller.history(burner="left"):
-            say(f"  {event.kind:<16} {event.source:<8} {event.result or '':<9} {event.message}")
+            say(f"  {event.kind:<16} {event.source:<10} {event.result or '':<9} "
+                f"{event.message}")
+        self.world.close_sensors()
         await self.controller.close()
         self.store.close()
-        return lit and out_after_timer and relit and not lit_while_locked and lit_after_unlock
+        return (lit and out_after_timer and relit and not lit_while_locked and lit_after_unlock
+                and walked_away and gas_story)
+
+    async def unattended(self) -> bool:
+        """The cook walks away from the lit left burner; the failsafe warns, then cuts."""
+        say = self.say
+        say(f"\n8. The cook leaves the kitchen; the left burner stays lit. The motion sensor "
+            f"sees nobody.\n  [unattended] after = {UNATTENDED_AFTER_SECONDS:g}s, grace = "
+            f"{UNATTENDED_GRACE_SECONDS:g}s (15m and 2m by default)")
+        self.world.sensors["motion"].set(False)
+        warning = await self.wait_for(Kind.WARNING, UNATTENDED_AFTER_SECONDS + 5)
+        say(f"  warning ({warning.source}): {warning.message}")
+        cut = await self.wait_for(Kind.SHUTOFF, UNATTENDED_GRACE_SECONDS + 5)
+        say(f"  shutoff ({cut.source}): {cut.result}")
+        out = await self.wait_for(Kind.FLAME_OUT, 10)
+        say(f"  the flame sensor confirms it: {out.message}")
+        say("  (the cook comes back)")
+        self.world.sensors["motion"].set(True)
+        return cut.source == "unattended" and not self.world.stove.snapshot("left").flame
+
+    async def gas_leak(self, hold: float) -> bool:
+        """Gas locks every burner; only a local unlock after it cleared lifts the lock."""
+        say = self.say
+        await self.wait_for(Kind.REARM, CUT_HOLD_SECONDS + 5)
+        say("\n9. The right burner is lit; then the gas detector goes off.")
+        relit = await self.light(hold, "right")
+        self.world.sensors["gas"].set(True)
+        locks = [await self.wait_for(Kind.LOCK, 5, burner) for burner in ("left", "right")]
+        say("  " + ", ".join(f"{e.burner} locked ({e.reason}), {e.result}" for e in locks))
+        await asyncio.sleep(0.5)
+        say(f"  right: {describe(self.world.stove.snapshot('right'))}")
+        refusals = []
+        for source, who in (("mqtt", "a remote unlock (MQTT, even with a PIN)"),
+                            ("cli", "$ stovectl unlock all (gas still detected)")):
+            try:
+                await self.controller.unlock(["all"], source, "demo", pin="0000",
+                                             issued_at=self.controller.now())
+            except CommandRefused as refusal:
+                refusals.append(refusal.code)
+                say(f"  {who}: refused: {refusal}")
+        self.world.sensors["gas"].set(False)
+        say("  (the window is opened; the detector clears: the hob stays locked)")
+        say("  $ stovectl unlock all")
+        outcomes = await self.controller.unlock(["all"], "cli", "demo")
+        say("  " + ", ".join(f"{o.burner} {o.result}" for o in outcomes))
+        return (relit and all(e.result is Result.VERIFIED for e in locks)
+                and refusals == ["hazard_local_only", "hazard_active"]
+                and all(o.result is Result.VERIFIED for o in outcomes))
 
 
 async def narrate(state_dir: Path, pace: float, say: Callable[[str], None]) -> bool:
