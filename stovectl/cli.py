@@ -1,6 +1,6 @@
 """The ``stovectl`` command: the daemon (``run``), its client commands, and tools.
 
-Client commands (off, timer, lock, unlock, status, history) import only the
+Client commands (off, timer, lock, unlock, status, history, schedules) import only the
 control client and stdlib, so they answer in well under 100 ms; the daemon,
 the settings and the simulated world are imported inside the commands that
 need them. Exit codes (DESIGN §4): 0 done and verified, 1 failed or
@@ -19,7 +19,12 @@ import click
 
 from stovectl.control.client import ControlClient
 from stovectl.control.paths import socket_path
-from stovectl.control.render import format_history, format_outcome, format_status
+from stovectl.control.render import (
+    format_history,
+    format_outcome,
+    format_schedules,
+    format_status,
+)
 from stovectl.durations import format_duration, parse_duration
 from stovectl.errors import ConfigError, ControlError, DaemonUnreachable, PermissionDenied
 
@@ -193,6 +198,15 @@ def history(
         args["burner"] = burner
     events = obj.call("history", **args)["events"]
     click.echo(json.dumps(events, indent=2) if as_json else format_history(events))
+
+
+@main.command()
+@json_option
+@click.pass_obj
+def schedules(obj: _Context, as_json: bool) -> None:
+    """List the calendar schedules: what each does, when it runs next and when it last ran."""
+    rows = obj.call("schedules")["schedules"]
+    click.echo(json.dumps(rows, indent=2) if as_json else format_schedules(rows))
 
 
 @main.command()

@@ -1,8 +1,10 @@
-"""The ``stovectl`` command where no daemon is needed: usage, config, reachability, imports."""
+"""The ``stovectl`` command: usage, config, reachability and imports without a daemon, and
+``stovectl schedules`` and the status line of the next run against a real one."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import hob_config, run_cli
+from tests.support.daemon import DaemonProcess, hob_config, run_cli, running_daemon
 
 
 @pytest.fixture
@@ -182,3 +184,84 @@ def test_client_path_imports_no_daemon_or_heavy_library() -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# -- stovectl schedules, against a real daemon -------------------------------------------------
+
+SCHEDULES = """
+[[schedules]]
+id = "night"
+cron = "0 23 * * *"
+action = "lock"
+reason = "night"
+time_zone = "Asia/Shanghai"
+
+[[schedules]]
+id = "gas"
+cron = "0 23 * * *"
+action = "off"
+burners = ["left"]
+time_zone = "Asia/Shanghai"
+"""
+IN_SHANGHAI = {"TZ": "Asia/Shanghai"}
+AT_23 = r"\d{4}-\d\d-\d\d 23:00 \+08:00"
+
+
+@pytest.fixture(scope="module")
+def scheduled() -> Iterator[DaemonProcess]:
+    """A daemon on the test hob with two schedules, both at 23:00 in Asia/Shanghai."""
+    with running_daemon(hob_config() + SCHEDULES) as daemon:
+        yield daemon
+
+
+def test_schedules_lists_each_schedule_in_a_table(scheduled: DaemonProcess) -> None:
+    """`stovectl schedules` exits 0 with a row per schedule: action, burners, cron, zone, next."""
+    result = scheduled.cli("schedules", env=IN_SHANGHAI)
+
+    assert result.returncode == 0, result.stderr
+    header, night, gas = result.stdout.splitlines()
+    assert header.split() == ["ID", "ACTION", "BURNERS", "WHEN", "NEXT", "RUN", "LAST", "RUN"]
+    assert re.match(rf"night +lock \(night\) +all +0 23 \* \* \* Asia/Shanghai +{AT_23}  ",
+                    night), night
+    assert re.match(rf"gas +off +left +0 23 \* \* \* Asia/Shanghai +{AT_23}  ", gas), gas
+
+
+def test_schedules_json_gives_the_zoned_next_run(scheduled: DaemonProcess) -> None:
+    """`stovectl schedules --json` exits 0 with each schedule's next run in its own zone."""
+    rows = scheduled.json("schedules")
+
+    assert [row["id"] for row in rows] == ["night", "gas"]
+    assert all(row["next_run_text"].endswith("T23:00:00+08:00") for row in rows)
+    assert rows[0]["reason"] == "night"
+    assert rows[1]["burners"] == ["left"]
+
+
+def test_status_shows_the_next_schedule_run(scheduled: DaemonProcess) -> None:
+    """`stovectl status` ends with the next run: both schedules, due at 23:00 +08:00."""
+    result = scheduled.cli("status", env=IN_SHANGHAI)
+
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.splitlines()[-1]
+    assert re.fullmatch(rf"next: night — lock all; gas — off left at {AT_23}", last), last
+
+
+def test_schedules_without_any_says_how_to_add_one() -> None:
+    """With no schedules configured, `stovectl schedules` exits 0 and says how to add one."""
+    with running_daemon() as daemon:
+        text = daemon.cli("schedules")
+        as_json = daemon.cli("schedules", "--json")
+
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith("no schedules configured")
+    assert "[[schedules]]" in text.stdout
+    assert '"Schedules" in the README' in text.stdout
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == []
+
+
+def test_schedules_without_daemon_exits_69(workdir: Path) -> None:
+    """`stovectl schedules` with no daemon on the socket exits 69."""
+    result = run_cli("--socket", str(workdir / "s"), "schedules")
+
+    assert result.returncode == 69
+    assert "no stovectl daemon" in result.stderr

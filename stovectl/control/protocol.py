@@ -17,7 +17,9 @@ from stovectl.errors import ProtocolError
 
 VERSION = 1
 MAX_LINE_BYTES = 64 * 1024
-OPS = frozenset({"ping", "status", "off", "lock", "unlock", "timer", "cancel", "history"})
+OPS = frozenset({
+    "ping", "status", "off", "lock", "unlock", "timer", "cancel", "history", "schedules",
+})
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ class ControlServer:
         self._controller = controller
         self.path = path
         self._extra_status = extra_status
-        """Adds to ``status`` what lives outside the controller (the MQTT connection)."""
+        """Adds to ``status`` what lives outside the controller: the MQTT connection, and
+        the calendar schedules (``schedules``, which the op of that name also answers)."""
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[Any]] = set()
         self._handlers: dict[str, Callable[[Request, str], Awaitable[Any]]] = {
@@ -71,6 +72,7 @@ class ControlServer:
             "timer": self._timer,
             "cancel": self._cancel,
             "history": self._history,
+            "schedules": self._schedules,
         }
 
     async def start(self) -> None:
@@ -262,3 +264,7 @@ class ControlServer:
             raise RequestError("bad_request", "\"burner\" must be a name", request.id)
         events = self._controller.history(since=since, burner=burner, limit=limit)
         return {"events": [event.as_dict() for event in events]}
+
+    async def _schedules(self, request: Request, actor: str) -> Any:
+        extra = self._extra_status() if self._extra_status is not None else {}
+        return {"schedules": extra.get("schedules", [])}

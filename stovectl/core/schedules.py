@@ -107,6 +107,9 @@ class Schedules:
             )
         scheduler.start()
         self._scheduler = scheduler
+        # The scheduler looks at its jobs on the loop's next turn; let it, so a run due
+        # now is under way and each timer is set before start() returns.
+        await asyncio.sleep(0)
         self._clock_task = asyncio.get_running_loop().create_task(
             self._watch_clock(), name="schedules-clock"
         )
@@ -231,8 +234,8 @@ class Schedules:
         return None if when is None else when.astimezone(trigger.timezone)
 
     def _zoned_text(self, schedule_id: str, timestamp: float) -> str:
-        zone = self._triggers[schedule_id].timezone
-        return moment(timestamp).astimezone(zone).strftime("%Y-%m-%d %H:%M %z")
+        zoned = moment(timestamp).astimezone(self._triggers[schedule_id].timezone)
+        return f"{zoned:%Y-%m-%d %H:%M} {zoned.isoformat()[-6:]}"
 
 
 def zone_name(zone: Any) -> str:

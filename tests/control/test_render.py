@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from stovectl.control.render import burner_state, format_history, format_outcome, format_status
+from stovectl.control.render import (
+    NO_SCHEDULES,
+    burner_state,
+    format_history,
+    format_outcome,
+    format_schedules,
+    format_status,
+    next_schedule_run,
+)
 
 # 2024-03-01 12:00:00 UTC
 NOON = 1_709_294_400.0
@@ -217,3 +225,108 @@ def test_status_without_mqtt_says_nothing_of_it() -> None:
     """Without [mqtt] there is no MQTT line."""
     reply = {"stove": {"id": "kitchen", "name": "Kitchen hob"}, "burners": [row()]}
     assert "MQTT" not in format_status(reply)
+
+
+# -- calendar schedules ----------------------------------------------------------------------
+
+# 2026-11-22 23:00 in Asia/Shanghai (15:00 UTC), and 07:00 the next morning.
+NIGHT_AT = 1_795_359_600.0
+MORNING_AT = NIGHT_AT + 8 * 3600
+
+
+@pytest.fixture
+def shanghai(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time is Asia/Shanghai (+08:00), so printed times are known."""
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def schedule_row(**fields: Any) -> dict[str, Any]:
+    """A schedules row as the daemon sends it: the nightly lock of all, never run yet."""
+    base: dict[str, Any] = {
+        "id": "night", "action": "lock", "burners": ["all"], "reason": "night",
+        "cron": "0 23 * * *", "time_zone": "Asia/Shanghai", "next_run": NIGHT_AT,
+        "next_run_text": "2026-11-22T23:00:00+08:00", "last_run": None,
+    }
+    base.update(fields)
+    return base
+
+
+@pytest.mark.usefixtures("shanghai")
+def test_schedules_show_as_an_aligned_table_in_local_time() -> None:
+    """Each schedule is a row: action with reason, burners, cron and zone, next and last run."""
+    rows = [
+        schedule_row(last_run=NIGHT_AT - 86400 + 0.2),
+        schedule_row(id="morning", action="unlock", burners=["left", "right"], reason=None,
+                     cron="0 7 * * *", next_run=MORNING_AT),
+    ]
+    assert format_schedules(rows).splitlines() == [
+        "ID       ACTION        BURNERS      WHEN                      NEXT RUN"
+        "                 LAST RUN",
+        "night    lock (night)  all          0 23 * * * Asia/Shanghai  2026-11-22 23:00 +08:00"
+        "  2026-11-21 23:00 +08:00",
+        "morning  unlock        left, right  0 7 * * * Asia/Shanghai   2026-11-23 07:00 +08:00"
+        "  -",
+    ]
+
+
+@pytest.mark.usefixtures("utc")
+def test_schedule_times_are_shown_in_the_readers_local_time() -> None:
+    """Read in UTC, the 23:00 Shanghai run shows as 15:00 +00:00, beside its zone's cron."""
+    line = format_schedules([schedule_row()]).splitlines()[1]
+    assert "0 23 * * * Asia/Shanghai" in line
+    assert "2026-11-22 15:00 +00:00" in line
+
+
+def test_a_schedule_that_never_runs_again_says_so() -> None:
+    """A schedule without a next run shows that instead of a time."""
+    assert "never again" in format_schedules([schedule_row(next_run=None)])
+
+
+def test_no_schedules_says_how_to_add_one() -> None:
+    """No schedules is one sentence naming the config table and the README section."""
+    assert format_schedules([]) == NO_SCHEDULES
+    assert "[[schedules]]" in NO_SCHEDULES
+    assert '"Schedules" in the README' in NO_SCHEDULES
+
+
+@pytest.mark.usefixtures("shanghai")
+def test_the_next_schedule_run_is_the_soonest() -> None:
+    """The next-run line names the soonest schedule, what it does and when."""
+    rows = [schedule_row(id="morning", action="unlock", next_run=MORNING_AT), schedule_row()]
+    assert next_schedule_run(rows) == "next: night — lock all at 2026-11-22 23:00 +08:00"
+
+
+@pytest.mark.usefixtures("shanghai")
+def test_schedules_due_together_share_the_next_run_line() -> None:
+    """Two schedules due at the same time are both named."""
+    rows = [schedule_row(), schedule_row(id="gas", action="off", burners=["left"])]
+    assert next_schedule_run(rows) == (
+        "next: night — lock all; gas — off left at 2026-11-22 23:00 +08:00")
+
+
+def test_no_future_schedule_run_says_so() -> None:
+    """When no schedule has a next run, the line says none will run."""
+    assert next_schedule_run([schedule_row(next_run=None)]) == "next: no schedule will run again"
+
+
+@pytest.mark.usefixtures("shanghai")
+def test_status_shows_the_next_schedule_run() -> None:
+    """With schedules, status gains the next-run line after the burners."""
+    reply = {"stove": {"id": "kitchen", "name": "Kitchen hob"}, "burners": [row()],
+             "schedules": [schedule_row()]}
+    assert format_status(reply).splitlines()[-1] == (
+        "next: night — lock all at 2026-11-22 23:00 +08:00")
+
+
+@pytest.mark.parametrize("reply_schedules", [None, []], ids=["absent", "empty"])
+def test_status_without_schedules_says_nothing_of_them(reply_schedules: Any) -> None:
+    """Without schedules there is no next-run line."""
+    reply: dict[str, Any] = {"stove": {"id": "kitchen", "name": "Kitchen hob"},
+                             "burners": [row()]}
+    if reply_schedules is not None:
+        reply["schedules"] = reply_schedules
+    assert "next:" not in format_status(reply)

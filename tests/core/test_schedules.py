@@ -4,7 +4,9 @@ Each test runs the real controller on the simulated stove (tests.support.kitchen
 on a virtual-time loop, and time-machine holds the wall clock that APScheduler
 reads: the loop moves it forward exactly as far as it moves its own clock, so a
 fire time a second away, or a day away, arrives at once and on the dot, and a
-test can jump the wall clock alone, as NTP does. No test waits in real time.
+test can jump the wall clock alone, as NTP does. One test checks the same on a
+real loop and clock (time-machine ticking, a second before the fire time); no
+other waits in real time.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import pytest
 import time_machine
 import tzlocal
 
+from stovectl.core.controller import BurnerController
 from stovectl.core.events import Event, Kind, Result
 from stovectl.core.schedules import CLOCK_CHECK_SECONDS, Schedules
-from stovectl.core.store import StoredIntent
+from stovectl.core.store import Store, StoredIntent
 from stovectl.settings import ScheduleSettings, settings_from_mapping
+from stovectl.sim.world import SimulatedWorld
 from tests.support.kitchen import Kitchen, kitchen_config
 from tests.support.virtual_time import VirtualTimeLoop
 
@@ -55,16 +59,43 @@ class CalendarLoop(VirtualTimeLoop):
             self.traveller.shift(seconds)
 
 
+class RunLog(logging.Handler):
+    """The schedules' log lines, as the operator reads them, and a way to wait for one."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._arrived: asyncio.Event | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        if self._arrived is not None:
+            self._arrived.set()
+
+    def lines(self, prefix: str) -> list[logging.LogRecord]:
+        return [r for r in self.records if r.getMessage().startswith(prefix)]
+
+    async def wait(self, prefix: str, within: float = 2, count: int = 1) -> logging.LogRecord:
+        """The ``count``-th line starting with ``prefix`` (a run logs it as it ends)."""
+        self._arrived = asyncio.Event()
+        async with asyncio.timeout(within):
+            while len(self.lines(prefix)) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        return self.lines(prefix)[count - 1]
+
+
 @dataclass
 class Calendar:
-    """The kitchen, its schedules, and the wall clock both read."""
+    """The kitchen, its schedules, their log, and the wall clock both read."""
 
     kitchen: Kitchen
     schedules: Schedules
     traveller: time_machine.Traveller
+    log: RunLog
 
     def wall(self) -> float:
-        return self.kitchen.clock.wall()
+        return float(self.kitchen.clock.wall())
 
     def jump(self, seconds: float) -> None:
         """Move the wall clock alone, as NTP does to a Pi without a real-time clock."""
@@ -85,20 +116,28 @@ class Calendar:
     def row(self, schedule_id: str) -> dict[str, Any]:
         return next(r for r in self.schedules.status() if r["id"] == schedule_id)
 
-    async def ran(self, schedule_id: str, since: float, within: float = 2) -> dict[str, Any]:
-        """The schedule's status once its last run is recorded at or after ``since``."""
-        async with asyncio.timeout(within):
-            while (row := self.row(schedule_id))["last_run"] < since:
-                await asyncio.sleep(0.01)  # polling an observable with a deadline
-        return row
-
 
 Setup = Callable[[Kitchen], Awaitable[None]]
 Scenario = Callable[[Calendar], Awaitable[None]]
 
 
 @pytest.fixture
-def calendar(tmp_path: Path) -> Callable[..., None]:
+def run_log() -> Iterator[RunLog]:
+    """Every line stovectl.core.schedules logs, from INFO up."""
+    handler = RunLog()
+    logger = logging.getLogger("stovectl.core.schedules")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@pytest.fixture
+def calendar(tmp_path: Path, run_log: RunLog) -> Callable[..., None]:
     """Run ``scenario(calendar)`` with schedules started at ``start`` on the wall clock."""
 
     def run(
@@ -129,7 +168,7 @@ def calendar(tmp_path: Path) -> Callable[..., None]:
                                   kitchen.store)
             try:
                 await schedules.start()
-                await scenario(Calendar(kitchen, schedules, traveller))
+                await scenario(Calendar(kitchen, schedules, traveller, run_log))
             finally:
                 await schedules.close()
                 await kitchen.close()
@@ -186,11 +225,46 @@ def test_a_schedule_fires_at_its_time_in_its_own_zone(calendar: Any) -> None:
                                                            Result.VERIFIED)
         assert c.kitchen.is_cut("left") and c.kitchen.is_cut("right")
         assert c.kitchen.mode("right") == "locked"
-        row = await c.ran("night", since=due.timestamp())
+        await c.log.wait("schedule night:")
+        row = c.row("night")
         assert row["next_run_text"] == "2026-11-23T23:00:00+08:00"
         assert row["last_run"] == pytest.approx(due.timestamp(), abs=0.05)
 
     calendar(scenario, [NIGHT], at(SHANGHAI, 22, 22, 59, 59))
+
+
+def test_a_schedule_fires_on_a_real_loop_in_real_time(tmp_path: Path) -> None:
+    """On a real loop and clock, a second before 23:00+08:00, the lock comes at 23:00."""
+    settings = settings_from_mapping(kitchen_config(schedules=[NIGHT]))
+    due = at(SHANGHAI, 22, 23).timestamp()
+
+    async def main() -> Event:
+        world = SimulatedWorld(settings)
+        store = Store(tmp_path / "stovectl.db")
+        store.open()
+        controller = BurnerController(settings, world.devices, store)
+        locked: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+
+        def on_event(event: Event) -> None:
+            if event.kind is Kind.LOCK and event.source == "schedule" and not locked.done():
+                locked.set_result(event)
+
+        controller.events.subscribe(on_event)
+        schedules = Schedules(settings.schedules, controller, store)
+        try:
+            await controller.start()
+            await schedules.start()
+            assert not locked.done()
+            return await asyncio.wait_for(locked, 3)
+        finally:
+            await schedules.close()
+            await controller.close()
+            store.close()
+
+    with time_machine.travel(due - 1, tick=True):
+        lock = asyncio.run(main())
+    assert due <= lock.time < due + 0.25
+    assert lock.actor == "schedule night"
 
 
 @pytest.mark.usefixtures("new_york")
@@ -302,11 +376,8 @@ def test_a_scheduled_unlock_clears_a_schedules_lock(calendar: Any) -> None:
     calendar(scenario, [home], at(SHANGHAI, 22, 16, 59, 59), before=before)
 
 
-def test_a_scheduled_unlock_leaves_a_lock_it_did_not_make(
-    calendar: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_scheduled_unlock_leaves_a_lock_it_did_not_make(calendar: Any) -> None:
     """An unlock schedule leaves a child lock set by hand, and says so in its log line."""
-    caplog.set_level(logging.INFO, logger="stovectl.core.schedules")
 
     async def before(k: Kitchen) -> None:
         k.store.save_intent(StoredIntent("left", "locked", "child", "cli", 0.0, None))
@@ -318,9 +389,9 @@ def test_a_scheduled_unlock_leaves_a_lock_it_did_not_make(
         assert c.kitchen.mode("left") == "locked"
         assert c.kitchen.is_cut("left")
         assert not c.by_schedule(Kind.UNLOCK, "left")
-        await c.ran("home", since=at(SHANGHAI, 22, 17).timestamp())
-        [line] = [r.getMessage() for r in caplog.records if "schedule home:" in r.getMessage()]
-        assert "left stays locked" in line
+        line = await c.log.wait("schedule home:")
+        assert "left stays locked (child, by cli)" in line.getMessage()
+        assert "right verified" in line.getMessage()
 
     home = schedule("home", "0 17 * * *", "unlock", time_zone="Asia/Shanghai")
     calendar(scenario, [home], at(SHANGHAI, 22, 16, 59, 59), before=before)
@@ -361,6 +432,7 @@ def test_a_jump_forward_is_noticed_within_the_clock_check(calendar: Any) -> None
     """A jump from noon to 23:30 runs the 23:00 lock within seconds, not eleven hours later."""
 
     async def scenario(c: Calendar) -> None:
+        await c.kitchen.elapse(1)  # APScheduler has set its timer for 23:00, 11 h away
         c.jump(11.5 * 3600)
         await c.next_by_schedule(Kind.LOCK, within=CLOCK_CHECK_SECONDS + 1)
         assert len(c.by_schedule(Kind.LOCK)) == 1
@@ -389,19 +461,16 @@ def test_a_failed_run_does_not_stop_later_runs(calendar: Any) -> None:
     calendar(scenario, [minutely], at(SHANGHAI, 22, 22, 59, 59))
 
 
-def test_a_refused_run_is_logged_and_the_scheduler_goes_on(
-    calendar: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_refused_run_is_logged_and_the_scheduler_goes_on(calendar: Any) -> None:
     """A run the controller refuses is logged without a traceback, and every run goes on."""
-    caplog.set_level(logging.INFO, logger="stovectl.core.schedules")
     ghost = ScheduleSettings(id="ghost", cron="* * * * *", action="off", burners=["ghost"],
                              time_zone="Asia/Shanghai")
 
     async def scenario(c: Calendar) -> None:
         await c.next_by_schedule(Kind.SHUTOFF, within=2)
         await c.next_by_schedule(Kind.SHUTOFF, within=61)
-        refusals = [r for r in caplog.records if r.getMessage().startswith("schedule ghost:")]
-        assert len(refusals) == 2
+        await c.log.wait("schedule ghost:", count=2)
+        refusals = c.log.lines("schedule ghost:")
         assert all(r.levelno == logging.WARNING and r.exc_info is None for r in refusals)
         assert "refused: no burner named 'ghost'" in refusals[0].getMessage()
         assert c.row("ghost")["last_run"] == pytest.approx(
@@ -427,11 +496,8 @@ async def locked_away(k: Kitchen) -> None:
         k.store.save_intent(StoredIntent(burner, "locked", "away", "schedule", 0.0, None))
 
 
-def test_a_missed_lock_and_a_later_missed_unlock_leave_the_hob_usable(
-    calendar: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Down from 08:00 to 20:00, a 09:00 lock and a 17:00 unlock were missed: only the unlock runs."""
-    caplog.set_level(logging.INFO, logger="stovectl.core.schedules")
+def test_a_missed_lock_and_a_later_missed_unlock_leave_the_hob_usable(calendar: Any) -> None:
+    """Down over a 09:00 lock and a 17:00 unlock, only the unlock runs at start."""
     down = at(SHANGHAI, 22, 8)
     start = at(SHANGHAI, 22, 20)
 
@@ -441,10 +507,10 @@ def test_a_missed_lock_and_a_later_missed_unlock_leave_the_hob_usable(
         assert unlock.actor == "schedule home"
         assert unlock.time == pytest.approx(start.timestamp(), abs=0.5)
         assert c.kitchen.mode("left") == c.kitchen.mode("right") == "armed"
-        messages = [r.getMessage() for r in caplog.records]
-        assert any("schedule home (catching up the run due 2026-11-22 17:00 +0800)" in m
+        messages = [r.getMessage() for r in c.log.records]
+        assert any("schedule home (catching up the run due 2026-11-22 17:00 +08:00)" in m
                    for m in messages)
-        assert any(m.startswith("schedule away: its lock due 2026-11-22 09:00 +0800 was missed")
+        assert any(m.startswith("schedule away: its lock due 2026-11-22 09:00 +08:00 was missed")
                    for m in messages)
         assert c.row("away")["last_run"] == c.row("home")["last_run"] == start.timestamp()
 
