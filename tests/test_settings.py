@@ -701,3 +701,16 @@ def test_a_burner_max_on_overrides_the_failsafe_default() -> None:
     assert settings.max_on("left") == 1800.0
     assert settings.max_on("right") == 0.0
     assert settings_from_mapping(kitchen_config()).max_on("left") == 3 * 3600.0
+
+
+def test_miot_sensors_on_one_device_must_share_its_token() -> None:
+    """A MiOT sensor on a relay's host (or another sensor's) with another token is refused."""
+    relay = {"kind": "miio", "id": "relay", "host": "127.0.0.9", "model": "generic.relay.2",
+             "token": "00112233445566778899aabbccddeeff"}
+    sensor = {"id": "gas", "kind": "gas", "source": "miot", "host": "127.0.0.9", "siid": 5,
+              "piid": 1, "token": "ffeeddccbbaa99887766554433221100"}
+    message = refusal(kitchen_config(
+        devices=[relay], sensors=[sensor],
+        burners=[{"id": "left", "device": "relay", "channel": 1}],
+    ))
+    assert "sensors[0] (id 'gas').token: device 'relay' is on the same device" in message

@@ -166,9 +166,19 @@ class Daemon:
         self.miot_sensors: MiotSensors | None = None
         miot_sensors = [s for s in settings.sensors if isinstance(s, MiotSensorSettings)]
         if miot_sensors:
-            from stovectl.sensors.miot import MiotSensors  # noqa: PLC0415  # python-miio, see _miio
+            from stovectl.devices.miio import MiioRelay  # noqa: PLC0415  # python-miio, see _miio
+            from stovectl.sensors.miot import MiotSensors  # noqa: PLC0415
 
-            self.miot_sensors = MiotSensors(miot_sensors, self.store, self.controller.sensors)
+            # A sensor on a relay's device shares its lane: one device, one sequence of ids.
+            lanes = {
+                device.host: relay.lane
+                for device in settings.devices
+                if isinstance(device, MiioDeviceSettings)
+                and isinstance(relay := self.relays[device.id], MiioRelay)
+            }
+            self.miot_sensors = MiotSensors(
+                miot_sensors, self.store, self.controller.sensors, lanes
+            )
         self._stopping = asyncio.Event()
 
     def _extra_status(self) -> dict[str, Any]:

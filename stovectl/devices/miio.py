@@ -246,6 +246,11 @@ class MiioRelay:
     def poll_interval_seconds(self) -> float:
         return self._settings.poll_interval.total_seconds()
 
+    @property
+    def lane(self) -> MiioLane:
+        """This device's one lane, for MiOT sensors read from the same device."""
+        return self._lane
+
     def pulse_supported(self, channel: int, state: RelayState) -> bool:
         # An off-delay only ever switches a channel off: it pulses ON, never OFF.
         return (

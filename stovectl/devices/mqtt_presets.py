@@ -116,12 +116,26 @@ def _word(value: Any) -> RelayState | None:
     return WORDS.get(value) if isinstance(value, str) else None
 
 
-def _availability(value: bytes | Any, online: str, offline: str) -> Report:
-    """Availability from a payload or a JSON value that must equal one of the two words."""
-    word = _text(value) if isinstance(value, bytes) else value
-    if not isinstance(word, str):
-        return NOTHING
-    return Report(available={online: True, offline: False}.get(word))
+def _availability(payload: bytes, online: str, offline: str) -> Report:
+    return Report(available=availability(payload, online, offline))
+
+
+def availability(payload: bytes, online: str, offline: str) -> bool | None:
+    """What an availability message says: online (True), offline (False), or nothing.
+
+    The word must equal ``online`` or ``offline`` exactly, as a plain payload
+    (Tasmota's ``Online``, Shelly's ``true``, Zigbee2MQTT 1.x) or as the
+    ``state`` of a JSON object (Zigbee2MQTT 2.x: ``{"state": "online"}``). The
+    MQTT sensors read their availability topics with it too.
+    """
+    words = {online: True, offline: False}
+    text = _text(payload)
+    said = None if text is None else words.get(text)
+    if said is None:
+        value = _json(payload)
+        word = value.get("state") if isinstance(value, dict) else None
+        said = words.get(word) if isinstance(word, str) else None
+    return said
 
 
 def _states(found: dict[int, RelayState | None]) -> Report:
@@ -229,9 +243,6 @@ class Zigbee2Mqtt(_Firmware):
 
     def parse(self, message: Message) -> Report:
         if message.topic == f"{self._t}/availability":
-            value = _json(message.payload)  # 2.x: {"state": "online"}; 1.x: online
-            if isinstance(value, dict):
-                return _availability(value.get("state"), "online", "offline")
             return _availability(message.payload, "online", "offline")
         if message.topic == self._t:
             found = _object(message.payload)
@@ -363,8 +374,8 @@ class Generic(_Firmware):
         s = self._s
         available = None
         if s.availability_topic and message.topic == s.availability_topic:
-            available = _availability(
-                message.payload, s.payload_available, s.payload_not_available).available
+            available = availability(
+                message.payload, s.payload_available, s.payload_not_available)
         found: dict[int, RelayState | None] = {}
         fields = self._each(s.state_field)
         for n, topic in self._each(s.state_topic).items():

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from stovectl.core.voice import parse_voice_action
 from stovectl.durations import format_duration
-from stovectl.settings.devices import DeviceSettings
+from stovectl.settings.devices import DeviceSettings, MiioDeviceSettings
 from stovectl.settings.failsafes import FailsafeSettings, UnattendedSettings
 from stovectl.settings.mqtt import MqttDeviceSettings, MqttSettings
 from stovectl.settings.schedules import ScheduleSettings
@@ -22,7 +22,7 @@ from stovectl.settings.sections import (
     SpeakerSettings,
     StoveSettings,
 )
-from stovectl.settings.sensors import MqttSensorSettings, SensorSettings
+from stovectl.settings.sensors import MiotSensorSettings, MqttSensorSettings, SensorSettings
 from stovectl.settings.voice import VoiceTriggerSettings
 
 
@@ -182,6 +182,7 @@ def _known_burners(where: str, names: list[str], burners: set[str]) -> None:
 
 def _check_sensors(settings: Settings, burners: set[str]) -> None:
     _no_duplicates("sensors", [sensor.id for sensor in settings.sensors])
+    _check_miot_tokens(settings)
     watched: dict[str, str] = {}
     for index, sensor in enumerate(settings.sensors):
         where = f"sensors[{index}] (id {sensor.id!r})"
@@ -195,6 +196,24 @@ def _check_sensors(settings: Settings, burners: set[str]) -> None:
         if other != sensor.id:
             raise ValueError(
                 f"{where}.burner: burner {sensor.burner!r} has flame sensor {other!r} already"
+            )
+
+
+def _check_miot_tokens(settings: Settings) -> None:
+    """One device, one token: sensors (and a relay) sharing a host must agree on it."""
+    tokens: dict[str, tuple[str, str]] = {}
+    for device in settings.devices:
+        if isinstance(device, MiioDeviceSettings) and device.token is not None:
+            tokens[device.host] = (f"device {device.id!r}", device.token.get_secret_value())
+    for index, sensor in enumerate(settings.sensors):
+        if not isinstance(sensor, MiotSensorSettings) or sensor.token is None:
+            continue
+        token = sensor.token.get_secret_value()
+        owner, known = tokens.setdefault(sensor.host, (f"sensor {sensor.id!r}", token))
+        if known.lower() != token.lower():
+            raise ValueError(
+                f"sensors[{index}] (id {sensor.id!r}).token: {owner} is on the same device "
+                f"({sensor.host}) with another token; one device has one token"
             )
 
 

@@ -14,6 +14,10 @@ replying; the request is acted on at once), ``offline`` (silent to everything),
 ignore a request id seen among the last 64, as real devices do). A wrong token
 needs no switch: the device answers hello but ignores every command it cannot
 verify. ``traffic`` records what arrived and what went out.
+
+Besides its model's properties it can serve sensor properties (``properties``,
+``set_property``: a gas alarm, a probe's temperature), which ``get_properties``
+reads with code 0 like any other; a property it has not got answers -4003.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +76,7 @@ class SimulatedMiioDevice:
         port: int = PORT,
         rng: random.Random | None = None,
         leak_token: bool = False,
+        properties: Mapping[Iid, Value] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -85,6 +90,8 @@ class SimulatedMiioDevice:
         self.values: dict[Iid, Value] = {
             iid: prop.initial for iid, prop in self.spec.properties.items()
         }
+        for iid, value in (properties or {}).items():
+            self.set_property(iid, value)
         self._wiring: list[Wiring] = []
         self._recent_ids: deque[int] = deque(maxlen=RECENT_IDS)
         self._off_timers: dict[int, asyncio.TimerHandle] = {}
@@ -161,6 +168,15 @@ class SimulatedMiioDevice:
         """Someone switches the relay by its button, or through Mi Home's cloud."""
         self._check_channel(channel)
         self._switch(channel, state)
+
+    def set_property(self, iid: Iid, value: Value) -> None:
+        """Serve ``value`` for the (siid, piid) ``iid``, as a sensor's reading changes.
+
+        Clients read it; writing it answers -4003, as it is no property of the model.
+        """
+        if iid in self.spec.switches or iid in self.spec.properties:
+            raise ValueError(f"{iid} is a property of model {self.model}, not a sensor's")
+        self.values[iid] = value
 
     def _check_channel(self, channel: int) -> None:
         if channel not in self._states:

@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeGuard
 from stovectl.devices.base import RelayState
 
 Iid = tuple[int, int]
-Value = bool | int | str
+Value = bool | int | float | str  # float: sensor readings such as a temperature
 OFF_DELAY_MAX_SECONDS = 43200
 METHOD_NOT_FOUND = {"code": -32601, "message": "Method not found"}
 INVALID_PARAMS = {"code": -32602, "message": "Invalid params"}

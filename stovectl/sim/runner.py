@@ -11,6 +11,13 @@ with the same wiring the in-process world uses (``world.wire_stove``). Only
 loopback addresses (127.0.0.0/8) are simulated for miIO: answering as a device on
 a real network would impersonate, or collide with, a relay in someone's kitchen.
 An MQTT device only speaks through the broker the daemon itself uses.
+
+The config's sensors are simulated too: each ``source = "mqtt"`` sensor
+publishes on its topic through the same broker (``SimulatedMqttSensor``; sensors
+sharing a topic are one device), and each ``source = "miot"`` sensor's property
+is served on its host, by the relay simulator already there or by a sensor
+device of its own (``SimulatedMiotSensor``), on loopback only as well. Flame
+sensors follow their burners on the simulated stove.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 import click
+from pydantic import SecretStr
 
 from stovectl.devices.base import RelayState
 from stovectl.mqtt.connection import MqttError
@@ -32,12 +40,16 @@ from stovectl.mqtt.options import ConnectionOptions, options_from_settings
 from stovectl.settings import (
     BurnerSettings,
     MiioDeviceSettings,
+    MiotSensorSettings,
     MqttDeviceSettings,
+    MqttSensorSettings,
     MqttSettings,
     Settings,
 )
 from stovectl.sim.miio_device import SimulatedMiioDevice
+from stovectl.sim.miot_sensors import SimulatedMiotSensor
 from stovectl.sim.mqtt_device import SimulatedMqttDevice
+from stovectl.sim.mqtt_sensors import SimulatedMqttSensor
 from stovectl.sim.stove import StovePhysics
 from stovectl.sim.world import Switchable, wire_stove
 
@@ -46,6 +58,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 DEVICE_ID_MASK = 0x7FFF_FFFF
+SENSOR_MODEL = "stovectl.sensor.sim"
+"""The model a simulated MiOT sensor device says it is: plainly not a vendor's."""
 
 Say = Callable[[str], None]
 
@@ -64,20 +78,25 @@ def device_id_for(config_id: str, taken: set[int]) -> int:
     return device_id
 
 
+def check_loopback(owner: str, host: str) -> None:
+    """Refuse a host outside 127.0.0.0/8; ``owner`` names the device or sensor."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is None or address not in LOOPBACK:
+        raise SimulationRefused(
+            f"{owner} has host {host!r}, not a loopback address: "
+            "stovectl simulates devices only on 127.0.0.0/8, never on a real network "
+            '(give each simulated device its own, e.g. host = "127.0.1.2")'
+        )
+
+
 def check_hosts(devices: Sequence[MiioDeviceSettings]) -> None:
     """Refuse a host outside 127.0.0.0/8, and two devices on one address."""
     owners: dict[str, str] = {}
     for device in devices:
-        try:
-            address = ipaddress.ip_address(device.host)
-        except ValueError:
-            address = None
-        if address is None or address not in LOOPBACK:
-            raise SimulationRefused(
-                f"device {device.id!r} has host {device.host!r}, not a loopback address: "
-                "stovectl simulates devices only on 127.0.0.0/8, never on a real network "
-                '(give each simulated device its own, e.g. host = "127.0.1.2")'
-            )
+        check_loopback(f"device {device.id!r}", device.host)
         if device.host in owners:
             raise SimulationRefused(
                 f"devices {owners[device.host]!r} and {device.id!r} share host {device.host}: "
@@ -105,10 +124,13 @@ class Simulation:
     ) -> None:
         configured = [d for d in settings.devices if isinstance(d, MiioDeviceSettings)]
         over_mqtt = [d for d in settings.devices if isinstance(d, MqttDeviceSettings)]
-        if not configured and not over_mqtt:
+        sensors = [s for s in settings.sensors
+                   if isinstance(s, MqttSensorSettings | MiotSensorSettings)]
+        if not configured and not over_mqtt and not sensors:
             raise SimulationRefused(
-                'the config has no kind = "miio" or kind = "mqtt" device to simulate '
-                '(kind = "simulated" devices run inside the daemon itself)'
+                'the config has no kind = "miio" or kind = "mqtt" device, and no mqtt or '
+                'miot sensor, to simulate (kind = "simulated" devices and source = '
+                '"simulated" sensors run inside the daemon itself)'
             )
         check_hosts(configured)
         taken: set[int] = set()
@@ -132,6 +154,74 @@ class Simulation:
         self._burners = settings.burners
         self._switchables: dict[str, Switchable] = {**self.devices, **self.mqtt_devices}
         self.stove = wire_stove(settings.burners, self._switchables, clock, physics)
+        self.sensor_devices: dict[str, SimulatedMiioDevice] = {}
+        """The MiOT sensor devices of their own, by host (not those on a relay's host)."""
+        self.miot_sensors = self._miot_sensors(
+            [s for s in sensors if isinstance(s, MiotSensorSettings)], configured, taken
+        )
+        self.mqtt_sensors = self._mqtt_sensors(
+            settings, [s for s in sensors if isinstance(s, MqttSensorSettings)]
+        )
+        """By sensor id: sensors that share a topic share one simulated device."""
+
+    def _miot_sensors(
+        self,
+        sensors: list[MiotSensorSettings],
+        relays: list[MiioDeviceSettings],
+        taken: set[int],
+    ) -> dict[str, SimulatedMiotSensor]:
+        relay_on = {relay.host: relay for relay in relays}
+        tokens = {relay.host: _token(relay.token) for relay in relays}
+        simulated = {}
+        for sensor in sensors:
+            check_loopback(f"sensor {sensor.id!r}", sensor.host)
+            relay = relay_on.get(sensor.host)
+            token = tokens.setdefault(sensor.host, _token(sensor.token))
+            if token.lower() != _token(sensor.token).lower():
+                shared = f"relay {relay.id!r}" if relay else "another sensor"
+                raise SimulationRefused(
+                    f"sensor {sensor.id!r} is on host {sensor.host} with {shared}, but with "
+                    "another token: one device has one token"
+                )
+            if relay is not None:
+                device = self.devices[relay.id]
+            elif sensor.host in self.sensor_devices:
+                device = self.sensor_devices[sensor.host]
+            else:
+                device = self.sensor_devices[sensor.host] = SimulatedMiioDevice(
+                    sensor.host, token, device_id_for(f"sensors@{sensor.host}", taken),
+                    SENSOR_MODEL, channels=(),
+                )
+            try:
+                simulated[sensor.id] = SimulatedMiotSensor(sensor, device, self.stove)
+            except ValueError as error:
+                raise SimulationRefused(
+                    f"sensor {sensor.id!r} cannot be simulated: {error}") from None
+        return simulated
+
+    def _mqtt_sensors(
+        self, settings: Settings, sensors: list[MqttSensorSettings]
+    ) -> dict[str, SimulatedMqttSensor]:
+        if not sensors:
+            return {}
+        mqtt = settings.mqtt
+        assert mqtt is not None  # an mqtt sensor without [mqtt] does not load
+        self._broker = f"{mqtt.host}:{mqtt.broker_port}"
+        by_topic: dict[str, list[MqttSensorSettings]] = {}
+        for sensor in sensors:
+            by_topic.setdefault(sensor.topic, []).append(sensor)
+        simulated = {}
+        for group in by_topic.values():
+            try:
+                device = SimulatedMqttSensor(
+                    group, mqtt_options(mqtt, f"sensor-{group[0].id}"), self.stove,
+                    connect_timeout=mqtt.connect_timeout.total_seconds(),
+                )
+            except ValueError as error:
+                raise SimulationRefused(
+                    f"the sensors on {group[0].topic!r} cannot be simulated: {error}") from None
+            simulated.update(dict.fromkeys(device.sensors, device))
+        return simulated
 
     def burners_on(self, device_id: str) -> dict[int, list[BurnerSettings]]:
         """The burners wired to each channel of a device, by channel."""
@@ -151,7 +241,8 @@ class Simulation:
         return f"{count} channel{'s' if count != 1 else ''}: {names}"
 
     def describe(self) -> list[str]:
-        """One line per device: model or preset, address or topics, and its channels' burners."""
+        """One line per device (model or preset, address or topics, its channels' burners),
+        then one per simulated sensor device (address or topic, what it serves)."""
         lines = []
         for device_id, device in self.devices.items():
             lines.append(
@@ -164,6 +255,15 @@ class Simulation:
                 f"at {self._broker}: {relay.firmware.describe()} "
                 f"({self._channels(device_id, relay.settings.channels)})"
             )
+        relay_ids = {id(device): device_id for device_id, device in self.devices.items()}
+        for sensor in self.miot_sensors.values():
+            host, on_relay = sensor.device.host, relay_ids.get(id(sensor.device))
+            on = f" (on relay {on_relay!r})" if on_relay else ""
+            lines.append(f"simulating MiOT sensor at {host}:{sensor.device.port}{on}: "
+                         f"{sensor.describe()}")
+        for publisher in dict.fromkeys(self.mqtt_sensors.values()):
+            lines.append(f"simulating MQTT sensors via the MQTT broker at {self._broker}: "
+                         f"{publisher.describe()}")
         return lines
 
     def report_switches(self, say: Say) -> None:
@@ -183,7 +283,9 @@ class Simulation:
     async def start(self) -> None:
         """Bind every miIO address, connect every MQTT device; on failure undo all of it."""
         try:
-            for device_id, device in self.devices.items():
+            listening = {**self.devices, **{f"sensors@{host}": device
+                                            for host, device in self.sensor_devices.items()}}
+            for device_id, device in listening.items():
                 try:
                     await device.start()
                 except OSError as error:
@@ -196,6 +298,8 @@ class Simulation:
                         f"device {device_id!r}: cannot listen on "
                         f"{device.host}:{device.port}: {reason}",
                     ) from None
+            for sensor in self.miot_sensors.values():
+                sensor.start()
             for device_id, relay in self.mqtt_devices.items():
                 try:
                     await relay.start()
@@ -204,24 +308,38 @@ class Simulation:
                         f"device {device_id!r}: {error}; is the broker running, and are the "
                         "[mqtt] host, port, credentials and TLS files right?"
                     ) from None
+            for sensors in dict.fromkeys(self.mqtt_sensors.values()):
+                try:
+                    await sensors.start()
+                except MqttError as error:
+                    raise SimulationRefused(
+                        f"sensors on {sensors.topic!r}: {error}; is the broker running?"
+                    ) from None
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
-        for device in self.devices.values():
+        for sensor in self.miot_sensors.values():
+            sensor.close()
+        for sensors in dict.fromkeys(self.mqtt_sensors.values()):
+            await sensors.close()
+        for device in [*self.devices.values(), *self.sensor_devices.values()]:
             await device.close()
         for relay in self.mqtt_devices.values():
             await relay.close()
 
 
-def _simulator(device: MiioDeviceSettings, device_id: int) -> SimulatedMiioDevice:
-    token = device.token
+def _token(token: SecretStr | None) -> str:
     assert token is not None  # resolved at load
+    return token.get_secret_value()
+
+
+def _simulator(device: MiioDeviceSettings, device_id: int) -> SimulatedMiioDevice:
     channels = None if device.channels is None else [(c.siid, c.piid) for c in device.channels]
     try:
         return SimulatedMiioDevice(
-            device.host, token.get_secret_value(), device_id, device.model, channels
+            device.host, _token(device.token), device_id, device.model, channels
         )
     except ValueError as error:
         raise SimulationRefused(f"device {device.id!r} cannot be simulated: {error}") from None

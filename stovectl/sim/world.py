@@ -1,11 +1,12 @@
-"""The simulated kitchen: one stove, and the simulated relays wired into its loops.
+"""The simulated kitchen: one stove, the simulated relays wired into its loops, its sensors.
 
 Built from the same config the daemon reads: every burner on a simulated
 device gets a simulated burner whose thermocouple loop follows that relay
 channel through the burner's ``cut_state`` wiring, exactly as the real wiring
 would. ``wire_stove`` is that wiring, for any device that reports its channels'
 switches: the in-process ``simulated`` relays of ``SimulatedWorld`` (the daemon,
-the demo and the tests) and the miIO devices of ``stovectl simulate``.
+the demo and the tests) and the miIO devices of ``stovectl simulate``. The
+config's ``simulated`` sensors watch that stove (``sim/sensors.py``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
+from stovectl.core.sensing import SensorInput
 from stovectl.devices.base import RelayState
 from stovectl.devices.simulated import SimulatedRelay
-from stovectl.settings import BurnerSettings, Settings, SimulatedDeviceSettings
+from stovectl.settings import (
+    BurnerSettings,
+    Settings,
+    SimulatedDeviceSettings,
+    SimulatedSensorSettings,
+)
+from stovectl.sim.sensors import SimulatedSensor
 from stovectl.sim.stove import Stove, StovePhysics
 
 Wiring = Callable[[int, RelayState], None]
@@ -54,7 +62,7 @@ def _loop_follows(stove: Stove, burner: BurnerSettings) -> Wiring:
 
 
 class SimulatedWorld:
-    """A stove and its in-process simulated relay devices, wired per the config."""
+    """A stove, its in-process simulated relay devices and sensors, wired per the config."""
 
     def __init__(
         self,
@@ -68,7 +76,22 @@ class SimulatedWorld:
             if isinstance(device, SimulatedDeviceSettings)
         }
         self.stove = wire_stove(settings.burners, self.devices, clock, physics)
+        self.sensors: dict[str, SimulatedSensor] = {
+            sensor.id: SimulatedSensor(sensor, self.stove)
+            for sensor in settings.sensors
+            if isinstance(sensor, SimulatedSensorSettings)
+        }
 
     @property
     def is_empty(self) -> bool:
         return not self.devices
+
+    def attach_sensors(self, target: SensorInput) -> None:
+        """Tell ``target`` every simulated sensor's reading now and on every change."""
+        for sensor in self.sensors.values():
+            sensor.attach(target)
+
+    def close_sensors(self) -> None:
+        """Stop watching the stove; the sensors' targets hear nothing more."""
+        for sensor in self.sensors.values():
+            sensor.close()

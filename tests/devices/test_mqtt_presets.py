@@ -18,6 +18,7 @@ from stovectl.devices.mqtt_presets import (
     DevicePreset,
     Report,
     RpcReply,
+    availability,
     build_preset,
     pulse_time,
     rpc_source,
@@ -224,6 +225,26 @@ def test_zigbee2mqtt_availability_accepts_both_versions(
     """Availability is 2.x JSON or 1.x plain words; anything else says nothing."""
     report = parse(make("zigbee2mqtt"), "zigbee2mqtt/hob_relay/availability", payload)
     assert report == Report(available=available)
+
+
+@pytest.mark.parametrize(
+    ("payload", "online", "available"),
+    [
+        (b"up", "up", True),
+        (b"down", "up", False),
+        (b'{"state": "down"}', "up", False),
+        (b'{"state":"up"}', '{"state":"up"}', True),  # a word that is JSON itself, exactly
+        (b"Up", "up", None),
+        (b'"up"', "up", None),
+        (b"\xff", "up", None),
+        (b"{", "up", None),
+    ],
+)
+def test_availability_words_are_exact_plain_or_a_json_state(
+    payload: bytes, online: str, available: bool | None
+) -> None:
+    """The shared availability reader: the exact word, plain or as {"state": word}."""
+    assert availability(payload, online, "down") is available
 
 
 # -- Shelly ---------------------------------------------------------------------------

@@ -279,6 +279,32 @@ def test_property_reads_answer_values_and_unknown_codes(real: Any) -> None:
     real(scenario())
 
 
+def test_sensor_properties_are_served_read_only(real: Any) -> None:
+    """Served sensor values read with code 0 as they change; writing one answers -4003."""
+
+    async def scenario() -> None:
+        async with running("yeelink.switch.sw1", properties={(5, 1): False}) as device:
+            client = miio_client(device)
+            device.set_property((6, 1), 123.4)
+            device.set_property((5, 1), True)
+            result = await send(client, "get_properties", props((5, 1), (6, 1), (7, 1)))
+            assert [(item["code"], item.get("value")) for item in result] == [
+                (0, True), (0, 123.4), (-4003, None)]
+            written = await send(client, "set_properties", props((5, 1), value=False))
+            assert [item["code"] for item in written] == [-4003]
+            assert device.values[(5, 1)] is True
+
+    real(scenario())
+
+
+def test_a_sensor_property_cannot_shadow_the_models_own() -> None:
+    """Serving a value on a switch or a model property is refused at once."""
+    device = SimulatedMiioDevice(fresh_host(), TOKEN, DEVICE_ID, "yeelink.switch.sw1")
+    for iid in ((2, 1), (2, 3)):
+        with pytest.raises(ValueError, match=r"property of model yeelink\.switch\.sw1"):
+            device.set_property(iid, True)
+
+
 def test_speaker_records_spoken_and_executed_text(real: Any) -> None:
     """On the lx06, action 5/1 speaks its text and 5/5 runs it as a command; both are recorded."""
 

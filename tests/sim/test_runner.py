@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
+import json
 import queue
 import signal
 import socket
@@ -20,7 +22,16 @@ import pytest
 from miio.device import Device
 
 from stovectl.devices.base import RelayState
-from stovectl.settings import Settings, settings_from_mapping
+from stovectl.mqtt.connection import MqttConnection
+from stovectl.mqtt.options import options_from_settings
+from stovectl.sensors.miot import MiotSensors
+from stovectl.sensors.mqtt import MqttSensors
+from stovectl.settings import (
+    MiotSensorSettings,
+    MqttSensorSettings,
+    Settings,
+    settings_from_mapping,
+)
 from stovectl.sim.runner import (
     DEVICE_ID_MASK,
     Simulation,
@@ -31,6 +42,7 @@ from tests.support.broker import free_port, running_broker
 from tests.support.daemon import STOVECTL, clean_environment
 from tests.support.mqtt_probe import Probe
 from tests.support.relay_sim import TOKEN, RelayConfig, miio_config
+from tests.support.sensor_input import RecordingInput
 
 pytestmark = pytest.mark.filterwarnings(
     # python-miio 0.5.12 never closes its per-request UDP sockets (PROTOCOLS.md, "Warnings").
@@ -432,3 +444,164 @@ def test_simulate_refuses_when_the_broker_cannot_be_reached(tmp_path: Path) -> N
 
     assert simulator.process.returncode == 2
     assert "cannot simulate" in stderr and "'hob'" in stderr and f"127.0.0.1:{port}" in stderr
+
+
+# The config's sensors, simulated (each test on addresses of 127.0.13.x).
+
+
+SENSOR_TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+def sensors_config(relay_host: str, sensors: str, *, mqtt_port: int | None = None) -> str:
+    """A relay hob on ``relay_host`` with the given ``[[sensors]]`` (and a broker)."""
+    text = miio_config({"relay": RelayConfig(relay_host, ("left", "right"))})
+    if mqtt_port is not None:
+        text += f'\n[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n'
+    return text + sensors
+
+
+def miot_sensor(sensor_id: str, host: str, kind: str, siid: int, **fields: Any) -> str:
+    extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in fields.items())
+    return f'''
+[[sensors]]
+id = "{sensor_id}"
+source = "miot"
+kind = "{kind}"
+host = "{host}"
+siid = {siid}
+piid = 1
+poll_interval = "50ms"
+timeout = "150ms"
+{extra}'''
+
+
+def test_miot_sensors_are_served_on_the_relay_or_a_device_of_their_own() -> None:
+    """A sensor on the relay's host is a property of that simulator; elsewhere, a new device."""
+    config = sensors_config("127.0.13.2", miot_sensor(
+        "probe", "127.0.13.2", "flame", 10, token=TOKEN, burner="left", on_above=80
+    ) + miot_sensor("gas", "127.0.13.3", "gas", 2, token=SENSOR_TOKEN)
+      + miot_sensor("smoke", "127.0.13.3", "smoke", 3, token=SENSOR_TOKEN))
+    simulation = Simulation(settings(config))
+
+    probe, gas = simulation.miot_sensors["probe"], simulation.miot_sensors["gas"]
+    assert probe.device is simulation.devices["relay"]
+    assert probe.value == 25.0  # the cold thermocouple, in °C
+    assert set(simulation.sensor_devices) == {"127.0.13.3"}
+    assert gas.device is simulation.sensor_devices["127.0.13.3"]
+    assert simulation.miot_sensors["smoke"].device is gas.device
+    gas.set(True)
+    assert gas.device.values[(2, 1)] is True
+    assert simulation.describe()[1:] == [
+        "simulating MiOT sensor at 127.0.13.2:54321 (on relay 'relay'): "
+        "flame probe serves temperature at siid 10 piid 1",
+        "simulating MiOT sensor at 127.0.13.3:54321: gas gas serves true/false at siid 2 piid 1",
+        "simulating MiOT sensor at 127.0.13.3:54321: "
+        "smoke smoke serves true/false at siid 3 piid 1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sensors", "complaint"),
+    [
+        (miot_sensor("gas", "192.168.1.9", "gas", 2, token=TOKEN),
+         r"sensor 'gas' has host '192\.168\.1\.9', not a loopback address"),
+        (miot_sensor("gas", "127.0.13.4", "gas", 2, token=SENSOR_TOKEN),
+         r"sensor 'gas' is on host 127\.0\.13\.4 with relay 'relay', but with another token"),
+        (miot_sensor("gas", "127.0.13.5", "gas", 2, token=TOKEN)
+         + miot_sensor("smoke", "127.0.13.5", "smoke", 3, token=SENSOR_TOKEN),
+         r"'smoke' is on host 127\.0\.13\.5 with another sensor"),
+        (miot_sensor("gas", "127.0.13.4", "gas", 2, token=TOKEN),
+         r"sensor 'gas' cannot be simulated: \(2, 1\) is a property of model yeelink"),
+    ],
+    ids=["lan-address", "relay-token", "sensor-token", "relay-switch"],
+)
+def test_miot_sensors_that_cannot_be_simulated_are_refused(sensors: str, complaint: str) -> None:
+    """A LAN address, one device given two tokens, or a relay's own switch: refused, named."""
+    relay_host = "127.0.13.4"
+    with pytest.raises(SimulationRefused, match=complaint):
+        Simulation(settings(sensors_config(relay_host, sensors)))
+
+
+def test_mqtt_sensors_sharing_a_topic_are_one_simulated_device() -> None:
+    """Sensors on one topic share a publisher, described once with its fields."""
+    config = sensors_config("127.0.13.6", '''
+[[sensors]]
+id = "motion"
+source = "mqtt"
+kind = "presence"
+topic = "zigbee2mqtt/kitchen"
+field = "occupancy"
+availability_topic = "zigbee2mqtt/kitchen/availability"
+
+[[sensors]]
+id = "smoke"
+source = "mqtt"
+kind = "smoke"
+topic = "zigbee2mqtt/kitchen"
+field = "smoke"
+''', mqtt_port=18883)
+    simulation = Simulation(settings(config))
+
+    assert simulation.mqtt_sensors["motion"] is simulation.mqtt_sensors["smoke"]
+    assert simulation.mqtt_sensors["motion"].options.client_id == "stovectl-sim-sensor-motion"
+    assert simulation.describe()[1:] == [
+        "simulating MQTT sensors via the MQTT broker at 127.0.0.1:18883: zigbee2mqtt/kitchen: "
+        "presence motion [occupancy], smoke smoke [smoke], "
+        "availability zigbee2mqtt/kitchen/availability"
+    ]
+
+
+def test_a_config_with_only_sensors_to_simulate_is_accepted() -> None:
+    """In-process relays and a MiOT gas detector: the detector alone is simulated."""
+    config = settings_from_mapping({
+        "devices": [{"kind": "simulated", "id": "sim"}],
+        "burners": [{"id": "left", "device": "sim"}],
+        "sensors": [{"source": "miot", "id": "gas", "kind": "gas", "host": "127.0.13.7",
+                     "token": SENSOR_TOKEN, "siid": 2, "piid": 1}],
+    })
+    simulation = Simulation(config)
+    assert simulation.devices == {}
+    assert list(simulation.miot_sensors) == ["gas"]
+
+
+def test_simulated_sensors_are_read_by_the_daemons_adapters() -> None:
+    """Started, a MiOT gas detector and an MQTT flame probe are read as real ones would be."""
+    with running_broker("anonymous") as broker:
+        config = settings(sensors_config("127.0.13.8", miot_sensor(
+            "gas", "127.0.13.9", "gas", 2, token=SENSOR_TOKEN) + '''
+[[sensors]]
+id = "flame"
+source = "mqtt"
+kind = "flame"
+burner = "left"
+topic = "esphome-hob/sensor/left_probe/state"
+on_above = 80
+off_below = 60
+''', mqtt_port=broker.port))
+        simulation = Simulation(config)
+        target = RecordingInput()
+
+        async def scenario() -> None:
+            assert config.mqtt is not None
+            connection = MqttConnection(options_from_settings(config.mqtt, "daemon", None))
+            mqtt_sensors = MqttSensors(
+                [s for s in config.sensors if isinstance(s, MqttSensorSettings)],
+                connection, target)
+            miot_sensors = MiotSensors(
+                [s for s in config.sensors if isinstance(s, MiotSensorSettings)], None, target)
+            await simulation.start()
+            mqtt_sensors.attach()
+            await connection.start(wait_seconds=5)
+            await miot_sensors.start()
+            try:
+                await target.until(lambda: target.readings("gas")[-1:] == [False], "no gas")
+                await target.until(lambda: target.readings("flame")[-1:] == [False], "cold")
+                simulation.miot_sensors["gas"].set(True)
+                await target.until(lambda: target.readings("gas")[-1:] == [True], "gas")
+            finally:
+                await miot_sensors.close()
+                await mqtt_sensors.close()
+                await connection.close()
+                await simulation.close()
+
+        asyncio.run(scenario())
