@@ -7,7 +7,12 @@ temporary folder. The shutoff figure runs the controller in this process. The
 miIO figures use a second daemon, driving simulated miIO relays over UDP
 (``miio_latency``); its idle memory is read beside the first one's. The MQTT
 figures use a third, taking commands from a real Mosquitto and driving
-simulated miIO and Tasmota relays (``mqtt_latency``).
+simulated miIO and Tasmota relays (``mqtt_latency``). The countdown figures use
+a fourth, on 32 simulated burners, firing a few hundred countdowns beside bare
+asyncio timers run alongside (``countdown_lateness``). The idle CPU figures use
+two more on a Mosquitto of their own, polling simulated miIO relays, one with
+simulated MQTT flame probes, presence and gas sensors subscribed, the other
+without, beside a bare paho subscriber to the same topics (``idle_cpu``).
 Exit status: 0 when every figure was measured (a missed target is reported,
 not failed: these are benchmarks), 1 when a benchmark could not run.
 """
@@ -27,7 +32,15 @@ from typing import Any
 
 from stovectl.errors import ConfigError
 from stovectl.settings import Settings, SimulatedDeviceSettings, settings_from_mapping
-from tests.bench import cli_latency, idle_memory, miio_latency, mqtt_latency, shutoff_latency
+from tests.bench import (
+    cli_latency,
+    countdown_lateness,
+    idle_cpu,
+    idle_memory,
+    miio_latency,
+    mqtt_latency,
+    shutoff_latency,
+)
 from tests.bench.figures import BenchError, Figure, format_table, summary
 from tests.support.daemon import running_daemon
 
@@ -84,14 +97,27 @@ def run_all(config_text: str) -> tuple[list[Figure], dict[str, list[float]], dic
         progress(f"timing MQTT OFF to the cut at a miIO and a Tasmota relay "
                  f"({mqtt_latency.ROUNDS} rounds each)")
         mqtt_samples = mqtt_latency.measure(mqtt_kitchen)
-    figures = [  # in the issue's order
+    progress(f"starting a daemon on {len(countdown_lateness.burner_ids())} simulated burners")
+    with countdown_lateness.kitchen() as countdown_daemon:
+        progress(f"firing countdowns: {countdown_lateness.STAGGERED_ROUNDS} staggered rounds and "
+                 "one all at once, bare asyncio timers alongside")
+        countdown_samples = countdown_lateness.measure(countdown_daemon)
+    progress("starting Mosquitto, simulated miIO relays and MQTT sensors, and two daemons")
+    with idle_cpu.kitchen() as idle_kitchen:
+        progress(f"reading idle CPU ({idle_cpu.SETTLE_SECONDS:g}s settling, "
+                 f"{idle_cpu.WINDOW_SECONDS:g}s window)")
+        cpu = idle_cpu.measure(idle_kitchen)
+    figures = [  # in the issues' order
         *cli_latency.figures(cli_samples),
         *shutoff_latency.figures(shutoff_samples, response_ms),
         *miio_latency.figures(miio_samples),
         *mqtt_latency.figures(mqtt_samples),
         *idle_memory.figures(resident),
+        *countdown_lateness.figures(countdown_samples),
+        *idle_cpu.figures(cpu),
     ]
-    samples = {**cli_samples, **shutoff_samples, **miio_samples, **mqtt_samples}
+    samples = {**cli_samples, **shutoff_samples, **miio_samples, **mqtt_samples,
+               **countdown_samples}
     return figures, samples, resident
 
 

@@ -52,6 +52,8 @@ class Figure:
     unit: str
     target_max: float | None = None
     """The value should be at most this (same unit); None when the issue sets no target."""
+    decimals: int = 1
+    """How many decimals the table shows of the value and the floor."""
 
     @property
     def ratio(self) -> float:
@@ -73,8 +75,8 @@ class Figure:
         }
 
 
-def _amount(value: float, unit: str) -> str:
-    return f"{value:.1f} {unit}"
+def _amount(value: float, unit: str, decimals: int = 1) -> str:
+    return f"{value:.{decimals}f} {unit}"
 
 
 def _target(figure: Figure) -> str:
@@ -87,12 +89,15 @@ def _target(figure: Figure) -> str:
 def format_table(figures: Sequence[Figure]) -> str:
     """The figures as an aligned plain-text table: name | value | floor | ratio | target."""
     header = ("name", "value", "floor", "ratio", "target")
-    floor_width = max((len(_amount(f.floor_value, f.unit)) for f in figures), default=0)
+    floor_width = max(
+        (len(_amount(f.floor_value, f.unit, f.decimals)) for f in figures), default=0
+    )
     rows = [
         (
             figure.name,
-            _amount(figure.value, figure.unit),
-            f"{_amount(figure.floor_value, figure.unit).rjust(floor_width)}  {figure.floor_name}",
+            _amount(figure.value, figure.unit, figure.decimals),
+            f"{_amount(figure.floor_value, figure.unit, figure.decimals).rjust(floor_width)}"
+            f"  {figure.floor_name}",
             f"{figure.ratio:.2f}x",
             _target(figure),
         )
