@@ -25,7 +25,13 @@ from typing import Any
 import pytest
 
 from stovectl.announce.announcer import QUEUE_LIMIT, Announcer
-from stovectl.announce.texts import DEFAULT_SUBJECTS, Language, announcement, subject_of
+from stovectl.announce.texts import (
+    DEFAULT_SUBJECTS,
+    Language,
+    announcement,
+    spoken_duration,
+    subject_of,
+)
 from stovectl.announce.xiaoai import XiaoaiSpeaker
 from stovectl.core.events import Event, EventBus, Kind, Result
 from stovectl.daemon.app import Daemon
@@ -33,7 +39,7 @@ from stovectl.errors import ConfigError
 from stovectl.settings import Settings, redacted, settings_from_mapping
 from stovectl.sim.miio_device import SimulatedMiioDevice
 from tests.support.daemon import hob_config, run_cli
-from tests.support.kitchen import kitchen_config
+from tests.support.kitchen import Kitchen, kitchen_config
 
 pytestmark = pytest.mark.filterwarnings(
     # python-miio 0.5.12 never closes its per-request UDP sockets (PROTOCOLS.md, "Warnings").
@@ -79,8 +85,8 @@ def workdir() -> Iterator[Path]:
 
 
 def event(kind: Kind, result: Result | None = None, **fields: Any) -> Event:
-    return Event(kind=kind, source="cli", time=0.0, **{"burner": "left", "result": result,
-                                                       **fields})
+    return Event(kind=kind, time=0.0, **{"source": "cli", "burner": "left", "result": result,
+                                         **fields})
 
 
 NAMES = {"left": "左灶", "right": "右灶"}
@@ -107,9 +113,49 @@ EN_NAMES = {"left": "Left burner", "right": "Right burner"}
         (event(Kind.LOCK, Result.VERIFIED, reason="child"), "zh", NAMES, "左灶已锁定"),
         (event(Kind.LOCK, Result.FAILED, reason="child"), "zh", NAMES, "左灶关火失败，请立即检查"),
         (event(Kind.LOCK, Result.VERIFIED, reason="hazard"), "zh", NAMES,
-         "检测到燃气泄漏或烟雾，所有灶已锁定"),
+         "所有灶头已锁定，请检查后在本地解锁"),
         (event(Kind.LOCK, Result.VERIFIED, reason="hazard"), "en", EN_NAMES,
-         "Gas or smoke detected: all burners are locked"),
+         "All burners are locked: check the kitchen, then unlock them locally"),
+        (event(Kind.LOCK, Result.UNVERIFIED, reason="hazard"), "zh", NAMES,
+         "左灶已发出锁定指令，但无法确认"),
+        (event(Kind.LOCK, Result.VERIFIED, reason="failsafe"), "zh", NAMES,
+         "左灶多次开火过久，已锁定，请在本地解锁"),
+        (event(Kind.SHUTOFF, Result.VERIFIED, source="failsafe"), "zh", NAMES,
+         "左灶开得太久，已自动关火"),
+        (event(Kind.SHUTOFF, Result.VERIFIED, source="unattended"), "en", EN_NAMES,
+         "Nobody was near Left burner: it has been shut off"),
+        (event(Kind.SHUTOFF, Result.FAILED, source="failsafe"), "zh", NAMES,
+         "左灶关火失败，请立即检查"),
+        (event(Kind.ALARM, Result.FAILED, reason="flame"), "zh", NAMES,
+         "左灶已断开，但仍检测到火焰，请立即关闭旋钮"),
+        (event(Kind.ALARM, Result.FAILED, reason="flame"), "en", EN_NAMES,
+         "Left burner is cut but still has a flame: turn its knob off now"),
+        (event(Kind.WARNING, Result.DONE, source="failsafe",
+               message="left has been lit for nearly 3h: the failsafe shuts it off in 5m"),
+         "zh", NAMES, "左灶已经开了很久，5分钟后自动关火"),
+        (event(Kind.WARNING, Result.DONE, source="failsafe",
+               message="left has been lit for nearly 3h: the failsafe shuts it off in 1m30s"),
+         "en", EN_NAMES,
+         "Left burner has been on for a long time: it shuts off in 1 minute 30 seconds"),
+        (event(Kind.WARNING, Result.DONE, source="failsafe",
+               message="left has been lit for nearly 3h: the failsafe shuts it off in moments"),
+         "zh", NAMES, "左灶已经开了很久，即将自动关火"),
+        (event(Kind.WARNING, Result.DONE, source="unattended",
+               message="left is lit and nobody has been near it for 15m: it shuts off in 2m "
+               "unless somebody comes back"),
+         "zh", NAMES, "左灶无人看管，2分钟后自动关火"),
+        (event(Kind.WARNING, Result.DONE, source="unattended",
+               message="somebody is back: left will not be shut off"),
+         "en", EN_NAMES, "Somebody is back: Left burner will not be shut off for being left alone"),
+        (event(Kind.HAZARD, Result.DONE, source="hazard", reason="smoke", burner=None,
+               message="smoke detected by 'hall': locking every burner"),
+         "zh", NAMES, "检测到烟雾，正在锁定所有灶头"),
+        (event(Kind.HAZARD, Result.DONE, source="hazard", reason="gas", burner=None,
+               message="gas detected by 'hall': locking every burner"),
+         "en", EN_NAMES, "Gas leak detected: locking all burners. Open the windows"),
+        (event(Kind.HAZARD, Result.DONE, source="hazard", reason="gas", burner=None,
+               message="something else about 'hall'"), "zh", NAMES, None),
+        (event(Kind.FLAME_ON, source="sensor", message="left: flame lit"), "zh", NAMES, None),
         (event(Kind.TAMPER, Result.FAILED, reason="child"), "zh", NAMES,
          "左灶被他人重新打开，正在再次关火"),
         (event(Kind.UNLOCK, Result.VERIFIED), "en", EN_NAMES,
@@ -138,11 +184,111 @@ def test_announcement_says_what_the_event_verified(
         (event(Kind.SHUTOFF, Result.VERIFIED), "shutoff"),
         (event(Kind.ALARM, Result.FAILED), "alarm"),
         (event(Kind.DEVICE_OFFLINE, device="sim", burner=None), None),
+        (event(Kind.HAZARD, reason="gas", burner=None), "hazard"),
+        (event(Kind.WARNING, source="unattended"), "warning"),
+        (event(Kind.ALARM, Result.FAILED, reason="flame"), "alarm"),
+        (event(Kind.FLAME_OUT, Result.VERIFIED), None),
     ],
 )
 def test_subject_is_the_word_announce_uses(given: Event, subject: str | None) -> None:
     """A hazard lock has its own subject; kinds never announced have none."""
     assert subject_of(given) == subject
+
+
+@pytest.mark.parametrize(
+    ("seconds", "zh", "en"),
+    [
+        (300, "5分钟", "5 minutes"),
+        (60, "1分钟", "1 minute"),
+        (5400, "1小时30分钟", "1 hour 30 minutes"),
+        (3601, "1小时1秒", "1 hour 1 second"),
+        (44.6, "45秒", "45 seconds"),
+        (0.2, "1秒", "1 second"),
+    ],
+)
+def test_durations_are_spoken_in_words(seconds: float, zh: str, en: str) -> None:
+    """Time left is said in hours, minutes and seconds, never as 1h30m, and never as nothing."""
+    assert (spoken_duration(seconds, "zh"), spoken_duration(seconds, "en")) == (zh, en)
+
+
+# -- the sentences for what the controller really says ------------------------------------
+
+
+def sensor(sensor_id: str, kind: str, **fields: Any) -> dict[str, Any]:
+    return {"id": sensor_id, "kind": kind, "source": "mqtt", "topic": f"test/{sensor_id}",
+            **fields}
+
+
+SENSED_KITCHEN = kitchen_config(
+    mqtt={},
+    sensors=[sensor("left_flame", "flame", burner="left"), sensor("motion", "presence"),
+             sensor("hall_gas", "gas")],
+    failsafe={"max_on": "10m", "warn_before": "1m", "flame_out_within": "5s"},
+    unattended={"after": "5m", "grace": "2m"},
+)
+"""Left has a flame sensor; a presence sensor, a gas detector, both failsafes."""
+
+
+def said_of(k: Kitchen, kind: Kind) -> list[str | None]:
+    return [announcement(e, NAMES, "zh") for e in k.find(kind)]
+
+
+def test_the_failsafes_real_warnings_are_said_with_their_time(kitchen_run: Any) -> None:
+    """The controller's own max-on and unattended warnings, and the all-clear when somebody
+    comes back, become sentences with the time left in words."""
+
+    async def scenario(k: Kitchen) -> dict[str, list[str | None]]:
+        board = k.controller.sensors
+        board.sensor_reading("motion", False)
+        board.sensor_reading("left_flame", True)
+        await k.wait_event(lambda e: e.kind is Kind.WARNING, within=301)
+        board.sensor_reading("motion", True)
+        await k.wait_event(lambda e: e.kind is Kind.SHUTOFF, within=600)
+        return {"warnings": said_of(k, Kind.WARNING), "shutoffs": said_of(k, Kind.SHUTOFF)}
+
+    said_now = kitchen_run(scenario, SENSED_KITCHEN)
+
+    assert said_now == {
+        "warnings": ["左灶无人看管，2分钟后自动关火", "有人回来了，左灶不会因无人看管而关火",
+                     "左灶已经开了很久，1分钟后自动关火"],
+        "shutoffs": ["左灶开得太久，已自动关火"],
+    }
+
+
+def test_the_real_hazard_notes_are_told_apart(kitchen_run: Any) -> None:
+    """Gas detected, cleared and its detector offline: each of the controller's own hazard
+    events gets its sentence, and its locks one sentence between them."""
+
+    async def scenario(k: Kitchen) -> dict[str, list[str | None]]:
+        board = k.controller.sensors
+        board.sensor_reading("hall_gas", True)
+        await k.wait_event(lambda e: e.kind is Kind.LOCK and e.burner == "right", within=5)
+        board.sensor_reading("hall_gas", False)
+        board.sensor_available("hall_gas", False)
+        return {"hazards": said_of(k, Kind.HAZARD), "locks": said_of(k, Kind.LOCK)}
+
+    said_now = kitchen_run(scenario, SENSED_KITCHEN)
+
+    assert said_now == {
+        "hazards": ["检测到燃气泄漏，正在锁定所有灶头，请开窗通风",
+                    "燃气报警已解除，灶头仍然锁定，请检查后在本地解锁",
+                    "燃气传感器离线，暂时没有燃气保护"],
+        "locks": ["所有灶头已锁定，请检查后在本地解锁"] * 2,
+    }
+
+
+def test_the_real_flame_alarm_asks_for_the_knob(kitchen_run: Any) -> None:
+    """A cut whose flame sensor still sees a flame gives the controller's flame alarm, said
+    as a call to turn the knob off."""
+
+    async def scenario(k: Kitchen) -> list[str | None]:
+        k.controller.sensors.sensor_reading("motion", True)
+        k.controller.sensors.sensor_reading("left_flame", True)
+        await k.controller.shutoff(["left"], "cli")
+        await k.wait_event(lambda e: e.kind is Kind.ALARM, within=6)
+        return said_of(k, Kind.ALARM)
+
+    assert kitchen_run(scenario, SENSED_KITCHEN) == ["左灶已断开，但仍检测到火焰，请立即关闭旋钮"]
 
 
 # -- the [speaker] section -------------------------------------------------------------
@@ -165,7 +311,7 @@ def test_speaker_defaults_and_model_table() -> None:
     assert settings.speaker.action == (5, 3)
     assert settings.speaker.language == "zh"
     assert settings.speaker.announce == DEFAULT_SUBJECTS
-    assert set(DEFAULT_SUBJECTS) == {"shutoff", "lock", "alarm", "tamper", "hazard"}
+    assert set(DEFAULT_SUBJECTS) == {"shutoff", "lock", "alarm", "tamper", "hazard", "warning"}
 
 
 def test_explicit_action_serves_an_unknown_model() -> None:
@@ -248,7 +394,8 @@ def test_bad_speaker_config_exits_78(workdir: Path, speaker: str, named: str) ->
 
 
 def hob(
-    speaker_host: str, *, fault: str = "none", names: dict[str, str] = NAMES, **speaker: Any
+    speaker_host: str, *, fault: str = "none", names: dict[str, str] = NAMES,
+    sensors: list[dict[str, Any]] | None = None, **speaker: Any,
 ) -> Settings:
     """Left on a simulated relay ``front`` (with ``fault``), right on ``back``; a speaker."""
     return settings_from_mapping({
@@ -265,6 +412,7 @@ def hob(
         "safety": {"alarm_after": "300ms", "retry_max_interval": "100ms"},
         "speaker": {"host": speaker_host, "token": TOKEN, "model": SPEAKER_MODEL,
                     "timeout": "500ms", **speaker},
+        "sensors": sensors or [],
     })
 
 
@@ -352,16 +500,23 @@ def test_failed_rearm_alarm_is_not_called_a_failed_shutoff(real: Run, workdir: P
     real(main())
 
 
-def test_hazard_lock_of_every_burner_is_said_once(real: Run, workdir: Path) -> None:
-    """Locking all burners for a hazard is one sentence, not one per burner."""
+def test_gas_is_said_at_once_and_its_locks_once(real: Run, workdir: Path) -> None:
+    """Gas detected is said at once; locking every burner for it is one sentence, not one per
+    burner, said once the locks are read back."""
+    gas = {"id": "hall_gas", "kind": "gas", "source": "simulated"}
 
     async def main() -> None:
-        async with speaker_device() as device, running_daemon(hob(device.host), workdir) as d:
-            outcomes = await d.controller.lock(["all"], "cli", reason="hazard")
-            assert [o.result for o in outcomes] == [Result.VERIFIED, Result.VERIFIED]
-            await said(device, ["检测到燃气泄漏或烟雾，所有灶已锁定"])
+        async with (
+            speaker_device() as device,
+            running_daemon(hob(device.host, sensors=[gas]), workdir) as d,
+        ):
+            d.controller.sensors.sensor_reading("hall_gas", True)
+            spoken = ["检测到燃气泄漏，正在锁定所有灶头，请开窗通风",
+                      "所有灶头已锁定，请检查后在本地解锁"]
+            await said(device, spoken)
+            assert [row["lock_reason"] for row in d.controller.status()] == ["hazard"] * 2
             await d.controller.shutoff(["right"], "cli")
-            await said(device, ["检测到燃气泄漏或烟雾，所有灶已锁定", "右灶已关火"])
+            await said(device, [*spoken, "右灶已关火"])
 
     real(main())
 

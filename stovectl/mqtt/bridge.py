@@ -7,11 +7,12 @@ happens, a repeated command id is ignored (QoS 1 redelivery, a broker replaying
 a persistent session), and every outcome or refusal is answered on the v5
 response topic with the correlation data, and shows on the events stream.
 
-Out go: retained state JSON per burner and availability per device (whenever
-they change, and all of it after every reconnect), every event on
+Out go: retained state JSON per burner and per sensor, the hazard latch, and
+availability per device (whenever they change, and all of it after every
+reconnect), every event on
 ``<base>/events``, and the Home Assistant discovery messages (after every
 reconnect, whenever ``homeassistant/status`` says ``online``, with the entities
-of burners no longer configured removed).
+of burners and sensors no longer configured removed).
 
 Like the control socket, the bridge listens before it serves: commands the
 broker delivers at connect (queued while the daemon was away) wait until the
@@ -28,13 +29,21 @@ from typing import Any
 from stovectl import __version__
 from stovectl.core.controller import BurnerController
 from stovectl.core.events import Event, Kind, Outcome
+from stovectl.core.sensing import SensorState
 from stovectl.core.store import Store
 from stovectl.core.tasks import BackgroundTasks
 from stovectl.errors import CommandRefused
 from stovectl.mqtt.commands import CommandRejected, RemoteCommand, age_of, parse_command
 from stovectl.mqtt.connection import Message, MqttConnection, MqttError
 from stovectl.mqtt.discovery import build_discovery_messages, encode_discovery, removal_topics
-from stovectl.mqtt.payloads import event_payload, reply_error, reply_ok, state_payload
+from stovectl.mqtt.payloads import (
+    event_payload,
+    hazard_payload,
+    reply_error,
+    reply_ok,
+    sensor_payload,
+    state_payload,
+)
 from stovectl.mqtt.topics import Topics, ha_status_topic
 from stovectl.settings import Settings
 
@@ -66,6 +75,7 @@ class MqttBridge:
         self._serving = False
         self._waiting: list[Message] = []
         self._published: dict[str, bytes] = {}
+        self._publish_pending = False
         self._last_shutoff: dict[str, Event] = {}
         self._tasks = BackgroundTasks(log)
         self._warned_retained: set[str] = set()
@@ -81,6 +91,7 @@ class MqttBridge:
             )
         self._connection.on_connect(self._on_connect)
         self._controller.events.subscribe(self._on_event)
+        self._controller.sensors.on_change(self._on_sensor_change)
 
     async def serve(self) -> None:
         """Start acting on commands (after reconciliation) and publishing state."""
@@ -182,8 +193,30 @@ class MqttBridge:
         if event.kind is Kind.SHUTOFF and event.burner is not None:
             self._last_shutoff[event.burner] = event
         self._connection.publish_soon(self.topics.events, event_payload(event))
-        if self._serving:
-            self._publish_changes()
+        self._publish_changes_soon()
+
+    def _on_sensor_change(
+        self, sensor: SensorState, before: bool | None, now: bool | None
+    ) -> None:
+        self._publish_changes_soon()
+
+    def _publish_changes_soon(self) -> None:
+        """Publish once the controller has finished what it is doing.
+
+        An event is emitted part-way through a change (a flame_on before max-on starts
+        counting, a hazard before the locks): publishing at once would put a state on
+        the broker that never was, and one publish per event would repeat it.
+        """
+        if not self._serving or self._publish_pending:
+            return
+        self._publish_pending = True
+
+        def publish() -> None:
+            self._publish_pending = False
+            if self._serving:
+                self._publish_changes()
+
+        asyncio.get_running_loop().call_soon(publish)
 
     def _on_connect(self) -> None:
         if not self._serving:
@@ -221,11 +254,13 @@ class MqttBridge:
         self._publish_changes()
 
     def _publish_changes(self) -> None:
-        """Publish (retained) each burner state and device availability that changed."""
+        """Publish (retained) each burner and sensor state, device availability and the
+        hazard latch that changed."""
         if not self._connection.is_connected:
             return
         availability: dict[str, bool] = {}
-        for row in self._controller.status():
+        burners = self._controller.status()
+        for row in burners:
             payload = state_payload(row, self._last_shutoff.get(row["id"]))
             self._publish_retained(self.topics.burner_state(row["id"]), payload)
             if row["device_online"] is not None:
@@ -234,6 +269,11 @@ class MqttBridge:
         for device, online in availability.items():
             self._publish_retained(self.topics.device_availability(device),
                                    b"online" if online else b"offline")
+        sensors = self._controller.sensors.status()
+        for sensor in sensors:
+            self._publish_retained(self.topics.sensor_state(sensor["id"]),
+                                   sensor_payload(sensor))
+        self._publish_retained(self.topics.hazard, hazard_payload(burners, sensors))
 
     def _publish_retained(self, topic: str, payload: bytes) -> None:
         if self._published.get(topic) == payload:

@@ -3,8 +3,10 @@
 Each burner gets a shut-off button, a lock (its unlock carries the code as the
 PIN, with an issue time), a lock button (locking through the lock entity asks
 for the code once one is set), a countdown number, sensors for the countdown
-and the last shutoff, and binary sensors for the relay and the alarm; each
-relay device a connectivity sensor; the stove an all-off button. Every entity
+and the last shutoff, and binary sensors for the relay, the alarm and (with a
+flame sensor) the flame; each relay device a connectivity sensor; each gas,
+smoke and presence sensor a binary sensor of its class; the stove an all-off
+button and, with gas or smoke sensors, the hazard latch. Every entity
 reads its state from what the daemon publishes, so none is optimistic: Home
 Assistant shows what the relay was seen to do, never what it was asked to do.
 
@@ -14,13 +16,13 @@ payload on each of ``removal_topics`` to retire entities no longer configured.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from stovectl.mqtt.payloads import encode_json
 from stovectl.mqtt.topics import Topics, discovery_config_topic
-from stovectl.settings import BurnerSettings, Settings
+from stovectl.settings import BurnerSettings, SensorSettings, Settings
 
 DEFAULT_PREFIX = "homeassistant"
 ONLINE = "online"
@@ -51,6 +53,20 @@ COUNTDOWN_MINUTES_TEMPLATE = (
     "{{ (value_json.countdown_remaining / 60) | round(0, 'ceil') | int }}{% endif %}"
 )
 """Whole minutes, rounded up; None (Home Assistant's "unknown") when no countdown runs."""
+FLAME_TEMPLATE = (
+    "{% if value_json.flame is none %}None"
+    "{% elif value_json.flame %}ON{% else %}OFF{% endif %}"
+)
+"""ON, OFF, or None (Home Assistant's "unknown") while the flame sensor cannot tell."""
+SENSOR_VALUE_TEMPLATE = (
+    "{% if value_json.value is none %}None"
+    "{% elif value_json.value %}ON{% else %}OFF{% endif %}"
+)
+"""ON, OFF, or None (Home Assistant's "unknown") while the sensor is offline or unheard."""
+SENSOR_AVAILABILITY_TEMPLATE = "{{ 'offline' if value_json.available == false else 'online' }}"
+"""Unavailable only once the sensor was seen to go away; unheard-of reads as unknown."""
+SENSOR_DEVICE_CLASSES = {"gas": "gas", "smoke": "smoke", "presence": "occupancy"}
+"""Home Assistant's binary sensor class per sensor kind; a flame shows on its burner."""
 
 
 @dataclass(frozen=True)
@@ -58,18 +74,6 @@ class DiscoveryMessage:
     topic: str
     payload: dict[str, Any]
     """JSON-ready; ``encode_discovery`` makes the bytes."""
-
-
-@dataclass(frozen=True)
-class HazardSensor:
-    """A gas or smoke sensor to show in Home Assistant (none are wired in yet)."""
-
-    id: str
-    kind: Literal["gas", "smoke"]
-    name: str
-    state_topic: str
-    payload_on: str = "ON"
-    payload_off: str = "OFF"
 
 
 def encode_discovery(message: DiscoveryMessage) -> bytes:
@@ -82,9 +86,7 @@ def removal_topics(previous: Iterable[str], current: Iterable[DiscoveryMessage])
     return list(dict.fromkeys(topic for topic in previous if topic not in wanted))
 
 
-def build_discovery_messages(
-    settings: Settings, *, version: str, hazards: Sequence[HazardSensor] = ()
-) -> list[DiscoveryMessage]:
+def build_discovery_messages(settings: Settings, *, version: str) -> list[DiscoveryMessage]:
     """Every entity config for this stove; none when MQTT or discovery is off."""
     if settings.mqtt is None or not settings.mqtt.discovery:
         return []
@@ -105,23 +107,48 @@ def build_discovery_messages(
             payload_on=ONLINE, payload_off=OFFLINE, device_class="connectivity",
             entity_category="diagnostic",
         ))
-    messages.extend(_hazard_messages(builder, hazards))
+    messages.extend(_sensor_messages(builder, settings.sensors))
     return messages
 
 
-def _hazard_messages(
-    builder: _Builder, hazards: Sequence[HazardSensor]
+def _sensor_messages(
+    builder: _Builder, sensors: Iterable[SensorSettings]
 ) -> list[DiscoveryMessage]:
-    """Binary sensors for gas and smoke sensors; the list is empty until sensors exist."""
-    return [
-        builder.entity(
-            # No burner entity's id ends in _sensor, so no burner id can collide.
-            "binary_sensor", f"hazard_{hazard.id}_sensor", hazard.name,
-            state_topic=hazard.state_topic, payload_on=hazard.payload_on,
-            payload_off=hazard.payload_off, device_class=hazard.kind,
-        )
-        for hazard in hazards
-    ]
+    """A binary sensor per gas, smoke and presence sensor, and the hazard latch.
+
+    Each reads what the daemon republishes (``<base>/sensors/<id>/state``), so a
+    sensor on MiOT shows like one on MQTT, and is available only while both the
+    daemon and the sensor are.
+    """
+    messages = []
+    hazard_sensors = False
+    for sensor in sensors:
+        device_class = SENSOR_DEVICE_CLASSES.get(sensor.kind)
+        if device_class is None:
+            continue
+        hazard_sensors = hazard_sensors or sensor.is_hazard
+        state_topic = builder.topics.sensor_state(sensor.id)
+        messages.append(builder.entity(
+            # Ends in its kind (gas, smoke, presence), which no burner entity ends in.
+            "binary_sensor", f"sensor_{sensor.id}_{sensor.kind}", sensor.name,
+            state_topic=state_topic, value_template=SENSOR_VALUE_TEMPLATE,
+            payload_on="ON", payload_off="OFF", device_class=device_class,
+            json_attributes_topic=state_topic,
+            availability_extra={
+                "topic": state_topic, "value_template": SENSOR_AVAILABILITY_TEMPLATE,
+                "payload_available": ONLINE, "payload_not_available": OFFLINE,
+            },
+        ))
+    if hazard_sensors:
+        hazard = builder.topics.hazard
+        messages.append(builder.entity(
+            # Latched until a local unlock, though the gas or smoke may be gone.
+            "binary_sensor", "hazard_latch", "Hazard lock", state_topic=hazard,
+            value_template="{{ 'ON' if value_json.locked else 'OFF' }}",
+            payload_on="ON", payload_off="OFF", device_class="safety",
+            json_attributes_topic=hazard,
+        ))
+    return messages
 
 
 def _burner_messages(builder: _Builder, burner: BurnerSettings) -> list[DiscoveryMessage]:
@@ -193,7 +220,19 @@ def _burner_messages(builder: _Builder, burner: BurnerSettings) -> list[Discover
             value_template="{{ 'ON' if value_json.alarm else 'OFF' }}",
             payload_on="ON", payload_off="OFF", device_class="problem",
         ),
+        *_flame_messages(builder, burner),
     ]
+
+
+def _flame_messages(builder: _Builder, burner: BurnerSettings) -> list[DiscoveryMessage]:
+    """The burner's flame, as its sensor sees it; nothing for a burner without one."""
+    if builder.settings.flame_sensor(burner.id) is None:
+        return []
+    return [builder.entity(
+        "binary_sensor", f"{burner.id}_flame", f"{burner.name} flame",
+        state_topic=builder.topics.burner_state(burner.id), value_template=FLAME_TEMPLATE,
+        payload_on="ON", payload_off="OFF", device_class="running", icon="mdi:fire",
+    )]
 
 
 def _device_id(stove_id: str) -> str:
@@ -223,8 +262,20 @@ class _Builder:
             "payload_not_available": OFFLINE,
         }]
 
-    def entity(self, component: str, what: str, name: str, **config: Any) -> DiscoveryMessage:
+    def entity(
+        self,
+        component: str,
+        what: str,
+        name: str,
+        availability_extra: dict[str, str] | None = None,
+        **config: Any,
+    ) -> DiscoveryMessage:
+        """One entity's config; ``availability_extra`` is a second condition (all must hold)."""
         object_id = f"{_device_id(self.stove_id)}_{what}"
+        availability = [dict(entry) for entry in self.availability]
+        if availability_extra is not None:
+            availability.append(dict(availability_extra))
+            config["availability_mode"] = "all"
         payload: dict[str, Any] = {
             "name": name,
             "unique_id": object_id,
@@ -234,7 +285,7 @@ class _Builder:
             # Copies: a caller that edits one payload must not edit them all.
             "device": dict(self.device),
             "origin": dict(self.origin),
-            "availability": [dict(entry) for entry in self.availability],
+            "availability": availability,
             "qos": 1,
         }
         return DiscoveryMessage(

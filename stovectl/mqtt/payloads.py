@@ -1,4 +1,4 @@
-"""What stovectl publishes: burner state, events and command replies, as JSON bytes.
+"""What stovectl publishes: burner and sensor state, events and command replies, as JSON bytes.
 
 Home Assistant templates, scripts and people read these, so they are built in
 one place, deterministically (the time zone is a parameter), as compact UTF-8
@@ -16,6 +16,9 @@ from typing import Any
 
 from stovectl.core.burner import Mode
 from stovectl.core.events import Event, Outcome
+from stovectl.core.failsafes import MAX_ON, MAX_ON_WARNING, UNATTENDED, UNATTENDED_WARNING
+from stovectl.core.hazards import HAZARD
+from stovectl.settings.sensors import HAZARD_KINDS
 
 
 def encode_json(value: Any) -> bytes:
@@ -36,10 +39,10 @@ def state_payload(
 ) -> bytes:
     """The retained ``<base>/<burner>/state`` message for one row of the controller's status."""
     countdown = row.get("countdown")
+    failsafe = row.get("failsafe") or {}
     due = remaining = source = None
     if countdown is not None:
-        due_at = _finite(countdown["due"])
-        due = None if due_at is None else iso_time(due_at, tz)
+        due = _iso_or_none(countdown["due"], tz)
         left = _finite(countdown["remaining"])
         # Rounded up: a countdown still running never shows 0 seconds left.
         remaining = None if left is None else max(0, math.ceil(left))
@@ -54,7 +57,14 @@ def state_payload(
         "countdown_due": due,
         "countdown_remaining": remaining,
         "countdown_source": source,
-        "flame": None,  # no flame sensing yet
+        # When the failsafes act: a max-on shutoff and its warning; the unattended
+        # warning, then (only once it has gone out) the unattended shutoff.
+        "max_on_due": _iso_or_none(failsafe.get(MAX_ON), tz),
+        "max_on_warning_due": _iso_or_none(failsafe.get(MAX_ON_WARNING), tz),
+        "unattended_warning_due": _iso_or_none(failsafe.get(UNATTENDED_WARNING), tz),
+        "unattended_due": _iso_or_none(failsafe.get(UNATTENDED), tz),
+        "flame": _flag(row.get("flame")),
+        "flame_sensor": row.get("flame_sensor"),
         "device": row["device"],
         "device_online": row["device_online"],
         "alarm": bool(row["alarm"]),
@@ -68,6 +78,44 @@ def state_payload(
         state["last_shutoff_source"] = last_shutoff.source
         state["last_shutoff_result"] = _text(last_shutoff.result)
     return encode_json(state)
+
+
+def sensor_payload(row: Mapping[str, Any], tz: tzinfo | None = None) -> bytes:
+    """The retained ``<base>/sensors/<id>/state`` message for one row of the sensor board.
+
+    ``value`` is null while the sensor is offline or not yet heard from: unknown is
+    never "no". ``available`` is null until the sensor has said anything at all.
+    """
+    return encode_json({
+        "sensor": row["id"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "burner": row.get("burner"),
+        "value": _flag(row.get("value")),
+        "available": _flag(row.get("available")),
+        "changed": _iso_or_none(row.get("changed"), tz),
+    })
+
+
+def hazard_payload(
+    burner_rows: Sequence[Mapping[str, Any]], sensor_rows: Sequence[Mapping[str, Any]]
+) -> bytes:
+    """The retained ``<base>/hazard`` message: is the hazard latch holding, and why.
+
+    ``locked`` stays true after the gas or smoke clears, until a local unlock
+    (DESIGN §2 rule 8); ``detecting`` and ``offline`` name gas and smoke sensors.
+    """
+    hazards = [row for row in sensor_rows if row["kind"] in HAZARD_KINDS]
+    locked = [
+        row["id"] for row in burner_rows
+        if row["mode"] == Mode.LOCKED.value and row.get("lock_reason") == HAZARD
+    ]
+    return encode_json({
+        "locked": bool(locked),
+        "locked_burners": locked,
+        "detecting": [row["id"] for row in hazards if row.get("value") is True],
+        "offline": [row["id"] for row in hazards if row.get("available") is False],
+    })
 
 
 def event_payload(event: Event, tz: tzinfo | None = None) -> bytes:
@@ -102,6 +150,15 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
         else:
             plain[key] = value
     return plain
+
+
+def _flag(value: object) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _iso_or_none(seconds: object, tz: tzinfo | None) -> str | None:
+    finite = _finite(seconds)
+    return None if finite is None else iso_time(finite, tz)
 
 
 def _text(value: str | None) -> str | None:

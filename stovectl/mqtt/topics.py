@@ -62,6 +62,15 @@ class Topics:
         """Retained ``online``/``offline`` of one relay device, as the daemon sees it."""
         return f"{self.base}/devices/{device}/availability"
 
+    def sensor_state(self, sensor: str) -> str:
+        """Retained JSON of one flame, presence, gas or smoke sensor, as the daemon sees it."""
+        return f"{self.base}/sensors/{sensor}/state"
+
+    @property
+    def hazard(self) -> str:
+        """Retained JSON: whether a hazard lock holds, and which gas or smoke sensors detect."""
+        return f"{self.base}/hazard"
+
     def burner_of_set_topic(self, topic: str) -> str | None:
         """The burner name (or ``all``) a command topic addresses; None for other topics.
 

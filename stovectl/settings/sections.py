@@ -135,7 +135,8 @@ class SpeakerSettings(StrictModel):
     announce: tuple[Subject, ...] = Field(
         DEFAULT_SUBJECTS,
         description=f"Which events are said aloud, of: {', '.join(SUBJECTS)} "
-        "(hazard: a lock because gas or smoke was detected).",
+        "(hazard: gas or smoke detected or cleared, its sensor offline, and the locks it "
+        "makes; warning: a max-on or unattended shutoff coming soon, or called off).",
     )
 
     @model_validator(mode="after")

@@ -330,3 +330,121 @@ def test_status_without_schedules_says_nothing_of_them(reply_schedules: Any) -> 
     if reply_schedules is not None:
         reply["schedules"] = reply_schedules
     assert "next:" not in format_status(reply)
+
+
+# -- flame, failsafes and sensors ------------------------------------------------------------
+
+NO_FAILSAFE = {"max_on": None, "max_on_warning": None, "unattended": None,
+               "unattended_warning": None}
+
+
+def failsafe(**due_in: float) -> dict[str, float | None]:
+    """A row's failsafe deadlines, each ``due_in`` seconds after NOON."""
+    return {**NO_FAILSAFE, **{purpose: NOON + seconds for purpose, seconds in due_in.items()}}
+
+
+def gas(**fields: Any) -> dict[str, Any]:
+    """A sensor board row: a gas detector that reads clear, unless told otherwise."""
+    base: dict[str, Any] = {"id": "hall_gas", "name": "hall_gas", "kind": "gas", "burner": None,
+                            "source": "mqtt", "reading": False, "available": True,
+                            "value": False, "changed": NOON}
+    base.update(fields)
+    return base
+
+
+def test_status_shows_a_flame_column_where_a_burner_has_a_flame_sensor() -> None:
+    """With a flame sensor somewhere, a FLAME column says on, off, ? (unknown) or - (none)."""
+    reply = {
+        "stove": {"id": "kitchen", "name": "Kitchen hob"},
+        "burners": [
+            row(id="left", flame_sensor="left_flame", flame=True),
+            row(id="right", channel=2, flame_sensor="right_flame", flame=False),
+            row(id="back", channel=3, flame_sensor="back_flame", flame=None),
+            row(id="wok", channel=4, flame_sensor=None, flame=None),
+        ],
+    }
+    assert format_status(reply, NOON).splitlines()[1:] == [
+        "BURNER  STATE  FLAME  RELAY  DEVICE        COUNTDOWN",
+        "left    armed  on     armed  sim/1 online  -",
+        "right   armed  off    armed  sim/2 online  -",
+        "back    armed  ?      armed  sim/3 online  -",
+        "wok     armed  -      armed  sim/4 online  -",
+    ]
+
+
+def test_status_without_flame_sensors_has_no_flame_column() -> None:
+    """No burner with a flame sensor, no FLAME column: the table stays as it was."""
+    reply = {"burners": [row(flame_sensor=None, flame=None)]}
+    assert "FLAME" not in format_status(reply, NOON)
+
+
+@pytest.mark.parametrize(
+    ("due_in", "line"),
+    [
+        ({"max_on": 720.4, "max_on_warning": 420.4}, "left: failsafe max-on, off in 12m"),
+        ({"unattended_warning": 780.0}, "left: failsafe unattended, warning in 13m"),
+        ({"unattended": 59.6}, "left: failsafe unattended, off in 1m unless somebody comes back"),
+        ({"max_on": 10_000.0, "unattended": 60.0},
+         "left: failsafe unattended, off in 1m unless somebody comes back"),
+        ({"max_on": -3.0}, "left: failsafe max-on, off in 0s"),
+    ],
+    ids=["max-on", "unattended-warning", "unattended-off", "soonest-wins", "overdue"],
+)
+def test_status_shows_the_next_failsafe_deadline(due_in: dict[str, float], line: str) -> None:
+    """A burner with failsafe deadlines running gets one line: the soonest, and how far off."""
+    reply = {"burners": [row(failsafe=failsafe(**due_in))]}
+    assert line in format_status(reply, NOON).splitlines()
+
+
+def test_status_without_failsafe_deadlines_says_nothing_of_them() -> None:
+    """No failsafe running (or a row from before failsafes) adds no line."""
+    reply = {"burners": [row(failsafe=dict(NO_FAILSAFE)), row(id="right", channel=2)]}
+    assert "failsafe" not in format_status(reply, NOON)
+
+
+def test_status_shows_a_detecting_and_an_offline_hazard_sensor() -> None:
+    """A detecting gas sensor and an offline smoke sensor each get a line; quiet ones none."""
+    reply = {
+        "burners": [row(mode="locked", lock_reason="hazard", relay="cut")],
+        "sensors": [
+            gas(value=True, reading=True, name="Hall gas"),
+            gas(id="smoke", name="smoke", kind="smoke", available=False, value=None),
+            gas(id="quiet_gas"),
+            gas(id="motion", name="motion", kind="presence", value=False),
+        ],
+    }
+    lines = format_status(reply, NOON).splitlines()
+    assert lines[3:] == [
+        "! GAS DETECTED by hall_gas (Hall gas): every burner locked",
+        "! smoke sensor smoke is OFFLINE: no smoke protection",
+    ]
+
+
+def test_status_shows_any_offline_sensor() -> None:
+    """A presence or flame sensor gone offline is named too, without a protection claim."""
+    reply = {"burners": [row()], "sensors": [
+        gas(id="motion", name="motion", kind="presence", available=False, value=None)]}
+    assert format_status(reply, NOON).splitlines()[-1] == (
+        "! presence sensor motion is OFFLINE")
+
+
+def test_a_busy_kitchen_fits_in_80_columns() -> None:
+    """Flames, an alarm, countdowns, failsafes and sensors together stay within 80 columns."""
+    reply = {
+        "stove": {"id": "kitchen", "name": "Kitchen hob"},
+        "burners": [
+            row(id="left", flame_sensor="left_flame", flame=True, mode="armed", alarm=True,
+                device_online=False, relay=None, countdown={
+                    "due": NOON + 5400, "remaining": 5400.0, "source": "cli"},
+                failsafe=failsafe(unattended=60)),
+            row(id="right", channel=2, mode="pulse", rearm_in=4.0, flame_sensor="rf",
+                flame=None, failsafe=failsafe(max_on=10_000, max_on_warning=9_700)),
+        ],
+        "sensors": [gas(value=True, name="Gas under the sink"),
+                    gas(id="kitchen_smoke", name="Kitchen smoke", kind="smoke",
+                        available=False, value=None)],
+        "mqtt": {"connected": True, "broker": "10.0.0.2:1883", "base_topic": "stovectl/kitchen"},
+    }
+    text = format_status(reply, NOON)
+    assert len(text.splitlines()) == 9
+    assert max(len(line) for line in text.splitlines()) <= 80, text

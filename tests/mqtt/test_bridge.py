@@ -16,6 +16,7 @@ import threading
 import time
 import tomllib
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,9 @@ PIN = "2468"
 
 
 def config(broker: Broker, *, remote: str = "", burners: tuple[str, ...] = ("left", "right"),
-           extra_mqtt: str = "") -> Settings:
-    """A hob on one simulated relay, on ``broker``, with a 2 s cut_hold."""
+           extra_mqtt: str = "", extra: str = "") -> Settings:
+    """A hob on one simulated relay, on ``broker``, with a 2 s cut_hold; ``extra`` is TOML
+    appended after the [mqtt] section."""
     burner_tables = "".join(
         f'[[burners]]\nid = "{b}"\ndevice = "sim"\nchannel = {n}\ncut_hold = "2s"\n'
         for n, b in enumerate(burners, start=1)
@@ -70,6 +72,7 @@ port = {broker.port}
 client_id = "stovectl-bridge-test"
 reconnect_max_interval = "500ms"
 {extra_mqtt}
+{extra}
 """
     return settings_from_mapping(tomllib.loads(text), source="<test>")
 
@@ -430,6 +433,110 @@ def test_state_is_retained_and_follows_the_burner(broker: Broker, remote: Remote
     run(scenario())
 
 
+async def retained(broker: Broker, topic: str) -> Any:
+    """The message the broker keeps on ``topic``, as a new subscriber gets it."""
+    late = Watcher(broker, topic)
+    try:
+        message = await late.next(topic)
+    finally:
+        late.close()
+    assert message.retain, topic
+    return json.loads(message.payload)
+
+
+FLAME_SENSOR = """
+[[sensors]]
+id = "left_flame"
+kind = "flame"
+burner = "left"
+source = "mqtt"
+topic = "test/left_flame"
+
+[failsafe]
+max_on = "1h"
+"""
+GAS_SENSOR = """
+[[sensors]]
+id = "hall_gas"
+kind = "gas"
+source = "mqtt"
+topic = "test/hall_gas"
+"""
+SENSORS = FLAME_SENSOR + GAS_SENSOR
+"""A flame sensor under left and a gas detector; nobody publishes on their topics, so the
+tests feed readings to the controller's sensor board, as an adapter would."""
+
+
+def test_a_flame_lights_the_burner_state_and_its_sensor_state(broker: Broker) -> None:
+    """A flame reading republishes left's state with flame true and a max-on deadline, the
+    sensor's retained state, and a flame_on event; the flame going out clears both again."""
+    async def scenario() -> None:
+        with state_folder() as folder:
+            async with running(config(broker, extra=SENSORS), folder) as daemon:
+                watcher = Watcher(broker, f"{BASE}/#")
+                try:
+                    unknown = await watcher.state("left", lambda s: True)
+                    assert (unknown["flame"], unknown["flame_sensor"]) == (None, "left_flame")
+                    assert (await watcher.state("right", lambda s: True))["flame_sensor"] is None
+                    daemon.controller.sensors.sensor_reading("left_flame", True)
+                    lit = await watcher.state("left", lambda s: s["flame"] is True)
+                    due = datetime.fromisoformat(lit["max_on_due"])
+                    assert due.utcoffset() is not None
+                    assert due.timestamp() - time.time() == pytest.approx(3600, abs=5)
+                    await watcher.next(f"{BASE}/sensors/left_flame/state",
+                                       lambda m: json.loads(m.payload)["value"])
+                    sensor = await retained(broker, f"{BASE}/sensors/left_flame/state")
+                    assert sensor["kind"] == "flame" and sensor["value"] is True
+                    event = await watcher.next(
+                        f"{BASE}/events", lambda m: json.loads(m.payload)["kind"] == "flame_on")
+                    assert json.loads(event.payload)["actor"] == "left_flame"
+                    daemon.controller.sensors.sensor_reading("left_flame", False)
+                    out = await watcher.state("left", lambda s: s["flame"] is False)
+                    assert out["max_on_due"] is None
+                finally:
+                    watcher.close()
+
+    run(scenario())
+
+
+def test_gas_locks_every_burner_and_the_hazard_topic_says_why(broker: Broker) -> None:
+    """Gas detected: a readable hazard event, every burner locked, and <base>/hazard retained
+    with the detector; the detector going offline shows on the latch and its own state."""
+    async def scenario() -> None:
+        with state_folder() as folder:
+            async with running(config(broker, extra=SENSORS), folder) as daemon:
+                watcher = Watcher(broker, f"{BASE}/#")
+                try:
+                    clear = await watcher.next(f"{BASE}/hazard")
+                    assert json.loads(clear.payload) == {
+                        "locked": False, "locked_burners": [], "detecting": [], "offline": []}
+                    daemon.controller.sensors.sensor_reading("hall_gas", True)
+                    hazard = await watcher.next(
+                        f"{BASE}/events", lambda m: json.loads(m.payload)["kind"] == "hazard")
+                    event = json.loads(hazard.payload)
+                    assert (event["source"], event["reason"], event["actor"]) == (
+                        "hazard", "gas", "hall_gas")
+                    assert "gas detected" in event["message"]
+                    await watcher.next(f"{BASE}/hazard",
+                                       lambda m: json.loads(m.payload)["detecting"])
+                    assert await retained(broker, f"{BASE}/hazard") == {
+                        "locked": True, "locked_burners": ["left", "right"],
+                        "detecting": ["hall_gas"], "offline": []}
+                    await watcher.state("right", lambda s: s["lock_reason"] == "hazard"
+                                        and s["relay"] == "cut")
+                    daemon.controller.sensors.sensor_available("hall_gas", False)
+                    offline = await watcher.next(
+                        f"{BASE}/hazard", lambda m: json.loads(m.payload)["offline"])
+                    assert json.loads(offline.payload)["locked"] is True
+                    gas = await watcher.next(f"{BASE}/sensors/hall_gas/state",
+                                             lambda m: json.loads(m.payload)["available"] is False)
+                    assert json.loads(gas.payload)["value"] is None
+                finally:
+                    watcher.close()
+
+    run(scenario())
+
+
 def test_discovery_is_announced_and_again_when_home_assistant_restarts(
     broker: Broker,
 ) -> None:
@@ -483,10 +590,11 @@ def test_entities_of_a_removed_burner_are_deleted(broker: Broker) -> None:
 
 
 def test_after_a_broker_kill_state_is_republished_within_5s(broker: Broker) -> None:
-    """kill -9 loses the broker's retained state; the daemon reconnects and publishes it again."""
+    """kill -9 loses the broker's retained state; the daemon reconnects and publishes it again:
+    burner and sensor states, and the hazard latch."""
     async def scenario() -> None:
         with state_folder() as folder:
-            async with running(config(broker), folder) as daemon:
+            async with running(config(broker, extra=SENSORS), folder) as daemon:
                 assert daemon.mqtt is not None
                 watcher = Watcher(broker, f"{BASE}/left/state")
                 await watcher.state("left", lambda s: True)
@@ -494,10 +602,13 @@ def test_after_a_broker_kill_state_is_republished_within_5s(broker: Broker) -> N
                 broker.kill9()
                 broker.start()
                 started = time.monotonic()
-                watcher = Watcher(broker, f"{BASE}/left/state", f"{BASE}/status")
+                watcher = Watcher(broker, f"{BASE}/left/state", f"{BASE}/status",
+                                  f"{BASE}/sensors/+/state", f"{BASE}/hazard")
                 try:
                     state = await watcher.state("left", lambda s: True)
                     assert state["burner"] == "left"
+                    await watcher.next(f"{BASE}/sensors/hall_gas/state")
+                    await watcher.next(f"{BASE}/hazard")
                     assert time.monotonic() - started < WAIT
                     status = await watcher.next(f"{BASE}/status")
                     assert status.payload == b"online"
@@ -531,6 +642,28 @@ def test_a_command_sent_while_the_daemon_was_away_is_obeyed_when_it_returns(
                 [lock] = [e for e in daemon.controller.history(burner="left")
                           if e.kind == "lock"]
                 assert lock.source == "mqtt"
+
+    run(scenario())
+
+
+def test_the_entity_of_a_removed_sensor_is_deleted(broker: Broker) -> None:
+    """Restarted without its gas sensor, the daemon empties that sensor's retained config."""
+    gas = "homeassistant/binary_sensor/stovectl_testhob_sensor_hall_gas_gas/config"
+
+    async def scenario() -> None:
+        with state_folder() as folder:
+            async with running(config(broker, extra=SENSORS), folder):
+                watcher = Watcher(broker, "homeassistant/+/+/config")
+                config_message = await watcher.next(gas)
+                watcher.close()
+                assert json.loads(config_message.payload)["device_class"] == "gas"
+            watcher = Watcher(broker, "homeassistant/+/+/config")  # before: see above
+            try:
+                async with running(config(broker, extra=FLAME_SENSOR), folder):
+                    gone = await watcher.next(gas, lambda m: m.payload == b"")
+                    assert gone.payload == b""
+            finally:
+                watcher.close()
 
     run(scenario())
 

@@ -11,21 +11,26 @@ from typing import Any
 
 import jinja2
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from stovectl.mqtt.commands import age_of, parse_command
 from stovectl.mqtt.discovery import (
     DiscoveryMessage,
-    HazardSensor,
     build_discovery_messages,
     encode_discovery,
     removal_topics,
 )
-from stovectl.mqtt.payloads import state_payload
+from stovectl.mqtt.payloads import hazard_payload, sensor_payload, state_payload
 from stovectl.settings import Settings, settings_from_mapping
 from stovectl.settings.types import ID_PATTERN, RESERVED_BURNER_IDS
-from tests.mqtt.test_payloads import STATE_KEYS, shutoff_event, status_row
+from tests.mqtt.test_payloads import (
+    SENSOR_KEYS,
+    STATE_KEYS,
+    sensor_row,
+    shutoff_event,
+    status_row,
+)
 from tests.support.kitchen import kitchen_config
 
 VERSION = "1.2.3"
@@ -54,6 +59,19 @@ def kitchen(**sections: Any) -> Settings:
     """The two-burner test kitchen with MQTT on, and ``sections`` replaced."""
     sections.setdefault("mqtt", {})
     return settings_from_mapping(kitchen_config(**sections))
+
+
+def sensor(sensor_id: str, kind: str, **fields: Any) -> dict[str, Any]:
+    """An MQTT sensor of ``kind`` for the config's [[sensors]]."""
+    return {"id": sensor_id, "kind": kind, "source": "mqtt", "topic": f"test/{sensor_id}",
+            **fields}
+
+
+SENSORS = [
+    sensor("hall_gas", "gas", name="Hall gas"), sensor("smoke", "smoke"),
+    sensor("motion", "presence"), sensor("left_flame", "flame", burner="left"),
+]
+"""Every kind: gas, smoke, presence, and a flame under the left burner only."""
 
 
 def messages(**sections: Any) -> list[DiscoveryMessage]:
@@ -202,11 +220,22 @@ def test_the_pin_is_never_published() -> None:
 
 
 def test_templates_read_only_keys_the_state_has() -> None:
-    """Every value_json key a template reads is a key of the published state."""
-    for message in messages():
-        for key in ("value_template", "json_attributes_template"):
-            for name in VALUE_JSON_KEY.findall(message.payload.get(key, "")):
-                assert name in STATE_KEYS, (message.topic, name)
+    """Every value_json key a template reads is a key of the message on the topic it reads."""
+    hazard_keys = set(json.loads(hazard_payload([], [])))
+    keys_of = {"state": STATE_KEYS, "hazard": hazard_keys}
+    read = 0
+    for message in messages(sensors=SENSORS):
+        payload = message.payload
+        templates = [(payload.get("state_topic", ""), payload.get(key, ""))
+                     for key in ("value_template", "json_attributes_template")]
+        templates += [(entry["topic"], entry.get("value_template", ""))
+                      for entry in payload["availability"]]
+        for topic, template in templates:
+            keys = SENSOR_KEYS if "/sensors/" in topic else keys_of.get(topic.split("/")[-1])
+            for name in VALUE_JSON_KEY.findall(template):
+                assert keys is not None and name in keys, (message.topic, topic, name)
+                read += 1
+    assert read > 20
 
 
 def test_timestamp_sensors_read_values_with_an_offset() -> None:
@@ -250,7 +279,8 @@ def test_switching_discovery_off_retires_everything_once() -> None:
 
 # Ids built from the words entity ids are made of are the ones most likely to clash.
 WORDS = ["left", "lock", "button", "last", "cut", "shutoff", "device", "online", "hazard",
-         "sensor", "all", "off", "sim", "due", "relay", "alarm", "countdown", "remaining"]
+         "sensor", "all", "off", "sim", "due", "relay", "alarm", "countdown", "remaining",
+         "flame", "latch", "gas", "smoke", "presence"]
 ids = st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map("_".join) | st.from_regex(
     ID_PATTERN, fullmatch=True
 )
@@ -258,11 +288,11 @@ ids = st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map("_".join) | s
 
 @settings(max_examples=200, deadline=None)
 @given(ids, st.lists(st.sampled_from(WORDS), max_size=3), st.sets(ids, min_size=1, max_size=2),
-       ids)
+       st.sets(ids, min_size=3, max_size=3))
 def test_unique_ids_stay_unique_for_any_ids(
-    base: str, words: list[str], device_ids: set[str], hazard_id: str
+    base: str, words: list[str], device_ids: set[str], sensor_ids: set[str]
 ) -> None:
-    """Whatever the burner, device and hazard ids (left, left_lock...), no two entities clash."""
+    """Whatever the burner, device and sensor ids (left, left_lock...), no two entities clash."""
     burner_ids = {base, *(f"{base}_{word}" for word in words)} - RESERVED_BURNER_IDS
     burner_ids = {burner for burner in burner_ids if len(burner) <= 32}
     if not burner_ids:
@@ -274,27 +304,73 @@ def test_unique_ids_stay_unique_for_any_ids(
     config["burners"] = [
         {"id": b, "device": devices[0], "channel": n + 1} for n, b in enumerate(burner_ids)
     ]
-    hazard = HazardSensor(hazard_id, "smoke", "Smoke", "sensors/smoke")
-    found = build_discovery_messages(
-        settings_from_mapping(config), version=VERSION, hazards=[hazard]
-    )
+    flames = [sensor(f"flame-{n}", "flame", burner=b) for n, b in enumerate(burner_ids)]
+    assume(not sensor_ids & {flame["id"] for flame in flames})
+    config["sensors"] = flames + [
+        sensor(sensor_id, kind)
+        for sensor_id, kind in zip(sorted(sensor_ids), ("gas", "smoke", "presence"), strict=True)
+    ]
+    found = build_discovery_messages(settings_from_mapping(config), version=VERSION)
     unique = [message.payload["unique_id"] for message in found]
 
     assert len(unique) == len(set(unique))
+    assert sum(m.payload.get("device_class") == "running" for m in found) == len(burner_ids)
 
 
-# -- the hazard hook ------------------------------------------------------------------------
+# -- flame, sensors and the hazard latch ------------------------------------------------------
 
 
-def test_hazard_sensors_are_announced_when_given() -> None:
-    """No hazard sensors today; one passed in becomes a binary sensor of its kind."""
-    assert not [m for m in messages() if m.payload.get("device_class") in ("gas", "smoke")]
-    hazard = HazardSensor("hall", "gas", "Gas detector", "zigbee2mqtt/gas/state")
-    found = build_discovery_messages(kitchen(), version=VERSION, hazards=[hazard])
+def test_without_sensors_there_are_no_sensor_entities() -> None:
+    """A kitchen without sensors shows no flame, gas, smoke, presence or hazard entity."""
+    classes = {m.payload.get("device_class") for m in messages()}
 
-    [gas] = [m for m in found if m.payload.get("device_class") == "gas"]
-    assert gas.topic == "homeassistant/binary_sensor/stovectl_kitchen_hazard_hall_sensor/config"
-    assert gas.payload["state_topic"] == "zigbee2mqtt/gas/state"
+    assert not classes & {"running", "gas", "smoke", "occupancy", "safety"}
+
+
+def test_each_sensor_is_a_binary_sensor_of_its_class() -> None:
+    """Gas, smoke and presence sensors get gas, smoke and occupancy binary sensors that read
+    the daemon's sensor state; the flame shows on its burner only; the latch on the stove."""
+    found = by_id(messages(sensors=SENSORS))
+    gas = found["stovectl_kitchen_sensor_hall_gas_gas"]
+
+    assert (gas["device_class"], gas["name"]) == ("gas", "Hall gas")
+    assert gas["state_topic"] == "stovectl/kitchen/sensors/hall_gas/state"
+    assert found["stovectl_kitchen_sensor_smoke_smoke"]["device_class"] == "smoke"
+    assert found["stovectl_kitchen_sensor_motion_presence"]["device_class"] == "occupancy"
+    flame = found["stovectl_kitchen_left_flame"]
+    assert flame["device_class"] == "running"
+    assert flame["state_topic"] == "stovectl/kitchen/left/state"
+    assert "stovectl_kitchen_right_flame" not in found
+    assert not [uid for uid in found if uid.endswith("_flame_flame")]
+    latch = found["stovectl_kitchen_hazard_latch"]
+    assert (latch["device_class"], latch["state_topic"]) == ("safety", "stovectl/kitchen/hazard")
+
+
+def test_the_hazard_latch_needs_a_gas_or_smoke_sensor() -> None:
+    """With only presence and flame sensors there is nothing that could latch, so no latch."""
+    found = by_id(messages(sensors=[sensor("motion", "presence"),
+                                    sensor("left_flame", "flame", burner="left")]))
+
+    assert "stovectl_kitchen_hazard_latch" not in found
+    assert "stovectl_kitchen_sensor_motion_presence" in found
+
+
+def test_a_sensor_entity_is_available_only_with_the_daemon_and_the_sensor() -> None:
+    """Sensor entities need both the daemon's status and the sensor's own availability."""
+    gas = by_id(messages(sensors=SENSORS))["stovectl_kitchen_sensor_hall_gas_gas"]
+
+    assert gas["availability_mode"] == "all"
+    assert [entry["topic"] for entry in gas["availability"]] == [
+        "stovectl/kitchen/status", "stovectl/kitchen/sensors/hall_gas/state"]
+
+
+def test_removing_a_sensor_retires_its_entity() -> None:
+    """Dropping the gas sensor retires its binary sensor and nothing else."""
+    before = messages(sensors=SENSORS)
+    after = messages(sensors=[s for s in SENSORS if s["id"] != "hall_gas"])
+
+    assert removal_topics([m.topic for m in before], after) == [
+        "homeassistant/binary_sensor/stovectl_kitchen_sensor_hall_gas_gas/config"]
 
 
 # -- the templates, rendered as Home Assistant renders them --------------------------------
@@ -409,3 +485,47 @@ def test_state_templates_render_known_and_unknown_values(render: Callable[..., s
     assert (shown("alarm", running), shown("alarm", idle)) == ("ON", "OFF")
     attributes = render(entity("last_cut")["json_attributes_template"], value_json=running)
     assert json.loads(attributes) == {"source": "timer", "result": "verified"}
+
+
+def sensor_entity(what: str) -> dict[str, Any]:
+    return by_id(messages(sensors=SENSORS))[f"stovectl_kitchen_{what}"]
+
+
+@pytest.mark.parametrize(("value", "shown"), [(True, "ON"), (False, "OFF"), (None, "None")])
+def test_sensor_and_flame_templates_show_unknown_as_unknown(
+    render: Callable[..., str], value: bool | None, shown: str
+) -> None:
+    """A sensor's value and a burner's flame render ON, OFF, or None (unknown) when null."""
+    sensor_state = json.loads(sensor_payload(sensor_row(value=value), UTC))
+    burner_state = json.loads(state_payload(
+        status_row(flame=value, flame_sensor="left_flame"), None, UTC))
+    gas = sensor_entity("sensor_hall_gas_gas")
+    flame = sensor_entity("left_flame")
+
+    assert render(gas["value_template"], value_json=sensor_state) == shown
+    assert render(flame["value_template"], value_json=burner_state) == shown
+    assert shown in (gas["payload_on"], gas["payload_off"], "None")
+
+
+@pytest.mark.parametrize(
+    ("available", "shown"), [(True, "online"), (False, "offline"), (None, "online")])
+def test_a_sensor_is_unavailable_only_once_seen_offline(
+    render: Callable[..., str], available: bool | None, shown: str
+) -> None:
+    """The sensor's availability template says offline only for available = false."""
+    state = json.loads(sensor_payload(sensor_row(available=available), UTC))
+    [_, own] = sensor_entity("sensor_smoke_smoke")["availability"]
+
+    assert render(own["value_template"], value_json=state) == shown
+    assert shown in (own["payload_available"], own["payload_not_available"])
+
+
+@pytest.mark.parametrize(("lock_reason", "shown"), [("hazard", "ON"), ("child", "OFF")])
+def test_the_hazard_latch_is_on_while_a_hazard_lock_holds(
+    render: Callable[..., str], lock_reason: str, shown: str
+) -> None:
+    """The latch reads ON while a burner is locked for a hazard, OFF for any other lock."""
+    state = json.loads(hazard_payload(
+        [status_row(mode="locked", lock_reason=lock_reason)], [sensor_row()]))
+
+    assert render(sensor_entity("hazard_latch")["value_template"], value_json=state) == shown

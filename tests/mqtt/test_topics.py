@@ -30,7 +30,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_topics_follow_the_documented_layout() -> None:
-    """Status, state, commands, events and device availability sit where DESIGN §4 says."""
+    """Status, state, commands, events, device availability, sensor states and the hazard
+    latch sit where DESIGN §4 and the README say."""
     topics = Topics(BASE)
 
     assert topics.status == "stovectl/kitchen/status"
@@ -40,6 +41,8 @@ def test_topics_follow_the_documented_layout() -> None:
     assert topics.set_filter == "stovectl/kitchen/+/set"
     assert topics.events == "stovectl/kitchen/events"
     assert topics.device_availability("relay") == "stovectl/kitchen/devices/relay/availability"
+    assert topics.sensor_state("hall_gas") == "stovectl/kitchen/sensors/hall_gas/state"
+    assert topics.hazard == "stovectl/kitchen/hazard"
 
 
 def test_base_topic_defaults_to_the_stove_id_and_follows_the_config() -> None:
@@ -84,6 +87,8 @@ def test_set_topics_name_their_burner(topic: str, burner: str) -> None:
         "other/kitchen/left/set",
         "stovectl/kitchen/left/set/more",
         "stovectl/kitchen/devices/relay/availability",
+        "stovectl/kitchen/sensors/hall_gas/state",
+        "stovectl/kitchen/hazard",
     ],
 )
 def test_other_topics_are_not_commands(topic: str) -> None:
@@ -98,6 +103,17 @@ def test_every_burner_id_round_trips_through_its_set_topic(burner: str) -> None:
 
     assert topics.burner_of_set_topic(topics.burner_set(burner)) == burner
     assert topics.burner_of_set_topic(topics.burner_state(burner)) is None
+
+
+@given(burner_ids, burner_ids)
+def test_sensor_and_hazard_topics_never_meet_a_burners(burner: str, sensor: str) -> None:
+    """No sensor's state topic, nor the hazard topic, is any burner's state or command topic."""
+    topics = Topics(BASE)
+    burner_topics = {topics.burner_state(burner), topics.burner_set(burner)}
+
+    assert topics.sensor_state(sensor) not in burner_topics
+    assert topics.hazard not in burner_topics
+    assert topics.burner_of_set_topic(topics.sensor_state(sensor)) is None
 
 
 def test_discovery_topics_live_under_the_prefix() -> None:
