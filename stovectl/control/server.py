@@ -203,7 +203,8 @@ class ControlServer:
         return {"pong": True, "burners": self._controller.burner_ids}
 
     async def _status(self, request: Request, actor: str) -> Any:
-        status = {"burners": self._controller.status(), "stove": self._stove()}
+        status = {"burners": self._controller.status(), "stove": self._stove(),
+                  "sensors": self._controller.sensors.status()}
         if self._extra_status is not None:
             status.update(self._extra_status())
         return status

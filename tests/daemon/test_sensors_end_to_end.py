@@ -72,6 +72,11 @@ def test_a_gas_leak_latches_the_hob_until_a_local_unlock(broker: Broker, probe: 
         assert {e["burner"] for e in locks} == {"left", "right"}
         assert all(e["source"] == "hazard" and e["result"] == "verified" for e in locks)
         assert max(e["time"] for e in locks) - published < 1.0
+        [gas] = daemon.json("status")["sensors"]
+        assert (gas["id"], gas["value"], gas["available"]) == ("kitchen_gas", True, True)
+        shown = daemon.cli("status").stdout
+        assert "! GAS DETECTED by kitchen_gas: every burner locked" in shown
+        assert "locked (hazard)" in shown
 
         command = {"action": "unlock", "pin": PIN, "ts": time.time(), "id": "remote-unlock"}
         probe.client.publish("stovectl/testhob/all/set", json.dumps(command), qos=1)
