@@ -233,8 +233,8 @@ class BurnerController:
         self, burner_id: str, source: str, actor: str | None, why: str = ""
     ) -> Outcome:
         burner = self._burners[burner_id]
-        return await self._finish_shutoff(burner, source, actor, why,
-                                          self._begin_shutoff(burner, source, actor))
+        return await self._finish_cut(Kind.SHUTOFF, burner, source, actor, why,
+                                      self._begin_shutoff(burner, source, actor))
 
     def _begin_shutoff(
         self, burner: Burner, source: str, actor: str | None
@@ -249,18 +249,23 @@ class BurnerController:
             pulse = burner.settings.cut_hold.total_seconds()
         return self._actuators[burner.id].request(burner.cut_relay, pulse)
 
-    async def _finish_shutoff(
+    async def _finish_cut(
         self,
+        kind: Kind,
         burner: Burner,
         source: str,
         actor: str | None,
         why: str,
         request: asyncio.Future[Outcome],
     ) -> Outcome:
+        """The part of a shutoff or lock that waits for the relay: record how it ended."""
         outcome = await request
-        message = outcome.message or self._cut_message(burner)
+        if kind is Kind.LOCK:
+            reason, message = burner.reason, outcome.message or f"{burner.id} locked"
+        else:
+            reason, message = None, outcome.message or self._cut_message(burner)
         self._emit(
-            Kind.SHUTOFF, source, burner, actor=actor, result=outcome.result,
+            kind, source, burner, actor=actor, reason=reason, result=outcome.result,
             latency_ms=outcome.latency_ms, message=f"{why}: {message}" if why else message,
         )
         self._expect_flame_out(burner, outcome)
@@ -270,7 +275,7 @@ class BurnerController:
         """A shutoff from a timer: durable before this returns, finished in a task."""
         burner = self._burners[burner_id]
         request = self._begin_shutoff(burner, source, None)
-        self._spawn(self._finish_shutoff(burner, source, None, why, request),
+        self._spawn(self._finish_cut(Kind.SHUTOFF, burner, source, None, why, request),
                     f"shutoff-{burner_id}")
 
     async def lock(
@@ -283,7 +288,7 @@ class BurnerController:
     async def _lock(self, burner_id: str, source: str, reason: str, actor: str | None) -> Outcome:
         burner = self._burners[burner_id]
         request = self._begin_lock(burner, source, reason, actor)
-        return await self._finish_lock(burner, source, actor, "", request)
+        return await self._finish_cut(Kind.LOCK, burner, source, actor, "", request)
 
     def _begin_lock(
         self, burner: Burner, source: str, reason: str, actor: str | None
@@ -295,29 +300,12 @@ class BurnerController:
         self._set_intent(burner, Mode.LOCKED, source, reason)
         return self._actuators[burner.id].request(burner.cut_relay)
 
-    async def _finish_lock(
-        self,
-        burner: Burner,
-        source: str,
-        actor: str | None,
-        why: str,
-        request: asyncio.Future[Outcome],
-    ) -> Outcome:
-        outcome = await request
-        message = outcome.message or f"{burner.id} locked"
-        self._emit(
-            Kind.LOCK, source, burner, actor=actor, reason=burner.reason, result=outcome.result,
-            latency_ms=outcome.latency_ms, message=f"{why}: {message}" if why else message,
-        )
-        self._expect_flame_out(burner, outcome)
-        return outcome
-
     def _fire_lock(self, burner_id: str, source: str, reason: str, why: str,
                    actor: str | None = None) -> None:
         """A lock from a failsafe or a sensor: durable before this returns."""
         burner = self._burners[burner_id]
         request = self._begin_lock(burner, source, reason, actor)
-        self._spawn(self._finish_lock(burner, source, actor, why, request),
+        self._spawn(self._finish_cut(Kind.LOCK, burner, source, actor, why, request),
                     f"lock-{burner_id}")
 
     async def unlock(
