@@ -10,10 +10,25 @@ from typing import Any, TypeVar
 import pytest
 
 from stovectl.settings import settings_from_mapping
+from tests.support.broker import Broker, running_broker
 from tests.support.kitchen import Kitchen, kitchen_config
 from tests.support.virtual_time import VirtualTimeLoop
 
 T = TypeVar("T")
+
+
+@pytest.fixture
+def real() -> Iterator[Callable[[Awaitable[T]], T]]:
+    """Run a coroutine on an ordinary event loop, closed (with its threads) afterwards."""
+    with asyncio.Runner() as runner:
+        yield runner.run
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    """An anonymous Mosquitto on a free loopback port, stopped after the test."""
+    with running_broker("anonymous") as started:
+        yield started
 
 
 @pytest.fixture

@@ -88,12 +88,6 @@ reconnect_max_interval = "500ms"
 """
 
 
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    with running_broker("anonymous") as started:
-        yield started
-
-
 @contextlib.contextmanager
 def kitchen(config: str) -> Iterator[tuple[RelaySimulator, DaemonProcess]]:
     """The simulated relays, then the daemon on the same config; stopped in reverse order."""

@@ -14,18 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.broker import Broker, running_broker
+from tests.support.broker import Broker
 from tests.support.daemon import hob_config, running_daemon
 from tests.support.mqtt_probe import Probe
 
 PIN = "2468"
 GAS_TOPIC = "zigbee2mqtt/kitchen_gas"
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    with running_broker("anonymous") as started:
-        yield started
 
 
 @pytest.fixture

@@ -84,20 +84,6 @@ def options(broker: Broker, role: str, **fields: Any) -> ConnectionOptions:
 
 
 @pytest.fixture
-def real() -> Iterator[Callable[[Any], Any]]:
-    """Run a coroutine on an ordinary event loop: brokers and devices live in real time."""
-    with asyncio.Runner() as runner:
-        yield runner.run
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    """An anonymous Mosquitto, stopped after the test."""
-    with running_broker("anonymous") as started:
-        yield started
-
-
-@pytest.fixture
 def observer(broker: Broker) -> Iterator[Probe]:
     """A Probe that receives every message on ``broker`` with its retain flag as published."""
     probe = Probe(broker)

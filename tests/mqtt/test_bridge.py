@@ -177,12 +177,6 @@ class Watcher:
 
 
 @pytest.fixture
-def broker() -> Iterator[Broker]:
-    with running_broker("anonymous") as started:
-        yield started
-
-
-@pytest.fixture
 def remote(broker: Broker) -> Iterator[Remote]:
     client = Remote(broker)
     yield client

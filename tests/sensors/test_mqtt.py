@@ -38,13 +38,6 @@ def broker() -> Iterator[Broker]:
         yield started
 
 
-@pytest.fixture
-def real() -> Iterator[Run]:
-    """Run a coroutine on an ordinary event loop, closed (with its threads) afterwards."""
-    with asyncio.Runner() as runner:
-        yield runner.run
-
-
 def sensor(topic: str, sensor_id: str = "smoke", **fields: Any) -> MqttSensorSettings:
     return MqttSensorSettings.model_validate(
         {"source": "mqtt", "id": sensor_id, "kind": "smoke", "topic": topic, **fields}

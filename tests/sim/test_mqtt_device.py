@@ -54,13 +54,6 @@ def broker() -> Iterator[Broker]:
 
 
 @pytest.fixture
-def real() -> Iterator[Run]:
-    """Run a coroutine on an ordinary event loop, closed (with its threads) afterwards."""
-    with asyncio.Runner() as runner:
-        yield runner.run
-
-
-@pytest.fixture
 def probe(broker: Broker) -> Iterator[Probe]:
     client = Probe(broker)
     client.start()

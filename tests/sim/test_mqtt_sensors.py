@@ -40,12 +40,6 @@ def broker() -> Iterator[Broker]:
         yield started
 
 
-@pytest.fixture
-def real() -> Iterator[Run]:
-    with asyncio.Runner() as runner:
-        yield runner.run
-
-
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0

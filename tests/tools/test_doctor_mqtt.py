@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import tomllib
-from collections.abc import Iterator
-
-import pytest
 
 from stovectl.settings import MqttDeviceSettings, Settings, settings_from_mapping
 from stovectl.sim.mqtt_device import SimulatedMqttDevice
@@ -59,12 +56,6 @@ async def with_device(settings: Settings, *, offline: bool = False) -> list[Devi
         return await diagnose(settings)
     finally:
         await device.close()
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    with running_broker("anonymous") as started:
-        yield started
 
 
 def test_a_healthy_broker_and_relay_pass(broker: Broker) -> None:
