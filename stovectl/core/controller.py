@@ -10,6 +10,7 @@ polling come back here too and are judged per DESIGN §2 rule 7.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
@@ -30,6 +31,7 @@ from stovectl.core.events import (
 )
 from stovectl.core.failsafes import FAILSAFE, PURPOSES, Failsafes, presence_of
 from stovectl.core.hazards import HAZARD, check_unlock, hazard_changed
+from stovectl.core.heartbeats import Heartbeats
 from stovectl.core.policy import Relaxing, RemotePolicy, check_relaxing
 from stovectl.core.sensing import SensorBoard, SensorState
 from stovectl.core.store import Store, StoredIntent
@@ -38,7 +40,7 @@ from stovectl.core.voice import VoiceButtons
 from stovectl.core.watcher import watch
 from stovectl.devices.base import Relay, RelayState
 from stovectl.durations import format_duration
-from stovectl.errors import CommandRefused, DeviceRefused
+from stovectl.errors import CommandRefused, DeviceError, DeviceRefused
 from stovectl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,11 @@ REARM = "rearm"
 COUNTDOWN = "countdown"
 FLAME_OUT = "flame_out"
 CLOCK_CHECK_SECONDS = 1.0
+CLOCK_WATCH_ALLOWANCE = 10.0
+"""Seconds the clock watch may miss its 1 s ticks before the daemon counts as wedged."""
+POLL_ALLOWANCE = 60.0
+"""Seconds a device's poll loop may take past two intervals (a read retrying on a lossy
+network) before the daemon counts as wedged."""
 """How often the wall clock is compared with the monotonic one."""
 DEVICE_REARM_GRACE = 1.0
 """Seconds past a device's own re-arm (plus a poll interval) before we re-arm it ourselves."""
@@ -79,6 +86,7 @@ class BurnerController:
         self._device_online: dict[str, bool | None] = dict.fromkeys(relays)
         self._unanswered: dict[str, int] = {}
         self._tasks = BackgroundTasks(log)
+        self.heartbeats = Heartbeats(self._clock.monotonic)
         self.buttons = VoiceButtons(settings.voice, relays, self)
         self.sensors = SensorBoard(settings.sensors, self._clock.wall)
         self.sensors.on_change(self._sensor_changed)
@@ -124,14 +132,30 @@ class BurnerController:
         self._emit(Kind.STARTUP, "startup", message=self._summary())
         for relay in self._relays.values():
             burners = [b for b in self._burners.values() if b.device == relay.id]
+            poll_loop = f"device {relay.id}'s poll loop"
+            self.heartbeats.expect(poll_loop, 2 * relay.poll_interval_seconds + POLL_ALLOWANCE)
             self._spawn(
-                watch(relay, burners, self._actuators.__getitem__, self, self.buttons),
+                watch(relay, burners, self._actuators.__getitem__, self, self.buttons,
+                      heartbeat=functools.partial(self.heartbeats.beat, poll_loop)),
                 f"watch-{relay.id}",
             )
+        self.heartbeats.expect("the clock watch", CLOCK_WATCH_ALLOWANCE)
         self._spawn(self._watch_clock(), "clock-watch")
-        await asyncio.gather(*waiters)
+        # Every device is probed before start() returns, so "ready" means each was tried.
+        wired = {burner.device for burner in self._burners.values()}
+        probes = [self._probe(relay) for relay in self._relays.values() if relay.id not in wired]
+        await asyncio.gather(*waiters, *probes)
         for burner_id in overdue:
             self._countdown_fired(burner_id, "startup")
+
+    async def _probe(self, relay: Relay) -> None:
+        """Read a device that has no burner (voice buttons only) once."""
+        try:
+            await relay.read()
+        except DeviceError as error:
+            self.device_answered(relay.id, error)
+        else:
+            self.device_answered(relay.id, None)
 
     async def close(self) -> None:
         await self.buttons.close()
@@ -180,6 +204,7 @@ class BurnerController:
         self._deadlines.check_wall()  # the first look takes the baseline
         while True:
             await asyncio.sleep(CLOCK_CHECK_SECONDS)
+            self.heartbeats.beat("the clock watch")
             jump = self._deadlines.check_wall()
             if jump:
                 log.warning("the wall clock jumped by %+.0fs; safety deadlines keep to the "
@@ -764,6 +789,10 @@ class BurnerController:
                 "failsafe": self._failsafes.status(burner.id),
             })
         return rows
+
+    def devices_online(self) -> dict[str, bool | None]:
+        """Each device: answering, not answering, or not heard from yet (None)."""
+        return dict(self._device_online)
 
     def history(
         self, since: float | None = None, burner: str | None = None, limit: int = 200

@@ -48,12 +48,15 @@ async def watch(
     lane_of: Callable[[str], Lane],
     listener: WatchListener,
     buttons: Buttons | None = None,
+    heartbeat: Callable[[], None] | None = None,
 ) -> None:
-    """Poll ``relay`` for ever; cancel the task to stop."""
+    """Poll ``relay`` for ever; cancel the task to stop. ``heartbeat`` is called each turn."""
     button_channels = buttons.channels_of(relay.id) if buttons else []
     interval = relay.poll_interval_seconds
     while True:
         await asyncio.sleep(interval)
+        if heartbeat is not None:
+            heartbeat()
         lanes = {b.id: lane_of(b.id) for b in burners}
         if burners and all(lane.busy for lane in lanes.values()):
             continue  # the actuators are reading this device already

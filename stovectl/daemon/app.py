@@ -15,6 +15,7 @@ countdowns are already on disk for the next start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from stovectl.control.server import ControlServer
 from stovectl.core.controller import BurnerController
 from stovectl.core.events import Event, Kind, Result
 from stovectl.core.store import Store
+from stovectl.daemon.systemd import ServiceManager, keep_alive
 from stovectl.devices.base import Relay
 from stovectl.settings import (
     DeviceSettings,
@@ -151,7 +153,9 @@ class Daemon:
             from stovectl.core.schedules import Schedules  # noqa: PLC0415  # APScheduler only for those
 
             self.schedules = Schedules(settings.schedules, self.controller, self.store)
-        self.server = ControlServer(self.controller, socket_path, self._extra_status)
+        self.server = ControlServer(
+            self.controller, socket_path, self._extra_status, settings.daemon.socket_group
+        )
         self.bridge: MqttBridge | None = None
         if self.mqtt is not None:
             from stovectl.mqtt.bridge import MqttBridge  # noqa: PLC0415  # see build_mqtt
@@ -244,13 +248,58 @@ class Daemon:
     def request_stop(self) -> None:
         self._stopping.set()
 
-    async def run(self) -> None:
+    def status_line(self) -> str:
+        """One line for ``systemctl status``: burners by mode, devices answering, MQTT."""
+        return status_line(
+            self.controller.status(), self.controller.devices_online(),
+            None if self.mqtt is None else self.mqtt.is_connected,
+        )
+
+    def problems(self) -> list[str]:
+        """What keeps the watchdog from being pinged: loops that stopped turning."""
+        return self.controller.heartbeats.overdue()
+
+    async def run(self, service: ServiceManager | None = None) -> None:
+        """Start, tell systemd, serve until SIGTERM or SIGINT, then stop cleanly."""
+        service = service or ServiceManager()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
+        watchdog: asyncio.Task[None] | None = None
         try:
             await self.start()
+            # The socket listens and every device was probed (controller.start): ready.
+            service.ready(self.status_line())
+            self.controller.events.subscribe(lambda _event: service.status(self.status_line()))
+            watchdog = asyncio.create_task(
+                keep_alive(service, self.problems, self.status_line), name="watchdog"
+            )
             await self._stopping.wait()
-            log.info("stopping")
+            log.info("stopping; every burner stays in its intended state")
+            service.stopping()
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
             await self.stop()
+            service.close()
+
+
+def status_line(
+    burners: list[dict[str, Any]], devices: Mapping[str, bool | None], mqtt: bool | None
+) -> str:
+    """``3 burners: 2 armed, 1 locked; 2/2 devices online; MQTT connected``."""
+    modes = {"armed": 0, "pulse": 0, "locked": 0}
+    for burner in burners:
+        modes[burner["mode"]] += 1
+    words = {"armed": "armed", "pulse": "cut", "locked": "locked"}
+    counted = ", ".join(f"{n} {words[mode]}" for mode, n in modes.items() if n)
+    line = f"{len(burners)} burner{'s' if len(burners) != 1 else ''}: {counted}"
+    if alarms := sum(1 for burner in burners if burner["alarm"]):
+        line += f", {alarms} ALARM"
+    online = sum(1 for answering in devices.values() if answering)
+    line += f"; {online}/{len(devices)} device{'s' if len(devices) != 1 else ''} online"
+    if mqtt is not None:
+        line += f"; MQTT {'connected' if mqtt else 'disconnected'}"
+    return line

@@ -125,8 +125,12 @@ def ping(socket_path: Path, timeout: float = PING_TIMEOUT_SECONDS) -> bool:
 class DaemonProcess:
     """One ``stovectl run`` subprocess in a private folder; restartable on the same state."""
 
-    def __init__(self, config_text: str, workdir: Path) -> None:
+    def __init__(
+        self, config_text: str, workdir: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
+        self.env = dict(env or {})
+        """Added to the daemon's clean environment (``NOTIFY_SOCKET``, say)."""
         self.config_path = workdir / "stovectl.toml"
         self.config_path.write_text(config_text, encoding="utf-8")
         self.socket_path = workdir / "s"
@@ -139,8 +143,8 @@ class DaemonProcess:
         """What the daemon wrote to stderr and stdout so far, for assertion messages."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def start(self) -> None:
-        """Start the daemon and return once it answers ``ping`` on its socket."""
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start the daemon's process and return at once, without waiting for it."""
         assert self.process is None, "the daemon is running already"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -153,8 +157,14 @@ class DaemonProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=clean_environment(),
+                env=clean_environment(self.env),
             )
+        return self.process
+
+    def start(self) -> None:
+        """Start the daemon and return once it answers ``ping`` on its socket."""
+        self.launch()
+        assert self.process is not None
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while not ping(self.socket_path):
             if self.process.poll() is not None:
@@ -241,12 +251,16 @@ def poll(probe: Callable[[], T], condition: Callable[[T], bool], timeout: float,
 
 
 @contextlib.contextmanager
-def running_daemon(config_text: str | None = None) -> Iterator[DaemonProcess]:
-    """A started daemon; on exit it is SIGTERMed and must exit 0, and its folder goes."""
+def running_daemon(
+    config_text: str | None = None, env: Mapping[str, str] | None = None, *, start: bool = True
+) -> Iterator[DaemonProcess]:
+    """A started daemon (``start=False``: not yet started); on exit it is SIGTERMed and must
+    exit 0, and its folder goes."""
     workdir = Path(tempfile.mkdtemp(prefix="stv"))  # short: Unix socket paths are limited
-    daemon = DaemonProcess(config_text or hob_config(), workdir)
+    daemon = DaemonProcess(config_text or hob_config(), workdir, env)
     try:
-        daemon.start()
+        if start:
+            daemon.start()
         yield daemon
         if daemon.process is not None:
             code = daemon.stop()
