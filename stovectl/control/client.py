@@ -7,8 +7,10 @@ PermissionDenied with a message that says what to do.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 import socket
 import uuid
 from pathlib import Path
@@ -55,11 +57,7 @@ class ControlClient:
             ) from None
         except PermissionError:
             sock.close()
-            raise PermissionDenied(
-                f"permission denied on {self.path}: user {_user()} may not use stovectl's "
-                "control socket (add the user to the socket's group, e.g. "
-                "`sudo usermod -aG stovectl $USER`, then log in again)"
-            ) from None
+            raise PermissionDenied(_denied(self.path)) from None
         except OSError as error:
             sock.close()
             raise DaemonUnreachable(f"cannot connect to {self.path}: {error.strerror}") from None
@@ -104,8 +102,22 @@ class ControlClient:
         return line
 
 
+def _denied(path: Path) -> str:
+    """Why this user may not connect, and what fixes it."""
+    user = _user()
+    try:
+        group = grp.getgrgid(path.stat().st_gid).gr_name
+    except (OSError, KeyError):
+        group = "stovectl"  # the socket's folder is closed to us too: the service's group
+    return (
+        f"permission denied on {path}: user {user} is not in group {group!r}, which may "
+        f"use stovectl's control socket; run `sudo usermod -aG {group} {user}`, then log "
+        "in again (or use sudo)"
+    )
+
+
 def _user() -> str:
     try:
-        return os.getlogin()
-    except OSError:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
         return f"uid {os.geteuid()}"

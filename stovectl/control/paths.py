@@ -32,11 +32,23 @@ def socket_path(explicit: str | os.PathLike[str] | None = None, *, for_daemon: b
     if env := os.environ.get("RUNTIME_DIRECTORY"):
         return _first(env) / SOCKET_NAME
     system_socket = SYSTEM_RUNTIME_DIR / SOCKET_NAME
-    if os.geteuid() == 0 or (not for_daemon and system_socket.exists()):
+    if os.geteuid() == 0 or (not for_daemon and _present(system_socket)):
         return system_socket
     if env := os.environ.get("XDG_RUNTIME_DIR"):
         return Path(env) / "stovectl" / SOCKET_NAME
     return Path(tempfile.gettempdir()) / f"stovectl-{os.geteuid()}" / SOCKET_NAME
+
+
+def _present(path: Path) -> bool:
+    """Whether ``path`` exists; behind a folder closed to this user, assume it does, so the
+    user hears "permission denied" on the system socket rather than "no daemon"."""
+    try:
+        path.stat()
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:

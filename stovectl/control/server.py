@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import logging
 import os
 import pwd
@@ -27,6 +28,7 @@ from stovectl.errors import CommandRefused
 log = logging.getLogger(__name__)
 
 SOCKET_MODE = 0o660
+DEFAULT_GROUP = "stovectl"
 READ_CHUNK = 65536
 HISTORY_LIMIT_MAX = 10_000
 
@@ -55,9 +57,12 @@ class ControlServer:
         controller: BurnerController,
         path: Path,
         extra_status: Callable[[], dict[str, Any]] | None = None,
+        group: str | None = None,
     ) -> None:
         self._controller = controller
         self.path = path
+        self._group = group
+        """The socket's group (``daemon.socket_group``); None: stovectl if it exists."""
         self._extra_status = extra_status
         """Adds to ``status`` what lives outside the controller: the MQTT connection, and
         the calendar schedules (``schedules``, which the op of that name also answers)."""
@@ -102,6 +107,43 @@ class ControlServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.path, SOCKET_MODE)
+        try:
+            self._give_to_group()
+        except RuntimeError:
+            await self._forget()
+            raise
+
+    def _give_to_group(self) -> None:
+        """Hand the socket to the group whose members may use it, or say why not."""
+        name = self._group or DEFAULT_GROUP
+        try:
+            gid = grp.getgrnam(name).gr_gid
+        except KeyError:
+            if self._group is not None:
+                raise RuntimeError(
+                    f"daemon.socket_group: there is no group {name!r} on this machine "
+                    f"(create it with `groupadd --system {name}`)"
+                ) from None
+            return  # no stovectl group here: the socket keeps the daemon's own group
+        if self.path.stat().st_gid != gid:
+            try:
+                os.chown(self.path, -1, gid)
+            except PermissionError:
+                message = (f"cannot give {self.path} to group {name!r}: the daemon's user "
+                           f"is not a member of it")
+                if self._group is not None:
+                    raise RuntimeError(f"daemon.socket_group: {message}") from None
+                log.warning("%s; only the daemon's own group may use the socket", message)
+                return
+        log.debug("control socket %s: group %s, mode %o", self.path, name, SOCKET_MODE)
+
+    async def _forget(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+        self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
 
     async def serve(self) -> None:
         if self._server is None:

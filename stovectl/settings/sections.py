@@ -108,6 +108,11 @@ class DaemonSettings(StrictModel):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity."
     )
+    socket_group: str | None = Field(
+        None, min_length=1,
+        description="Group whose members may use the control socket (mode 0660); default: "
+        "stovectl when that group exists, else the daemon's own group.",
+    )
 
 
 class SpeakerSettings(StrictModel):
