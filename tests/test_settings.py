@@ -491,6 +491,58 @@ def test_relative_pin_file_is_resolved_in_credentials(
     assert settings.remote.pin == SecretStr("8642")
 
 
+def test_a_credentials_folder_loaded_by_systemd_is_read_under_its_prefixed_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``LoadCredential=stovectl:/etc/stovectl/credentials`` names each file stovectl_<name>."""
+    (tmp_path / "stovectl_pin").write_text("1357\n", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+
+    assert settings_from_mapping(kitchen_config()).remote.pin == SecretStr("1357")
+
+
+def test_outside_systemd_the_credentials_folder_beside_the_config_is_read(
+    tmp_path: Path,
+) -> None:
+    """`sudo stovectl config check` sees the secrets the service is given."""
+    (tmp_path / "credentials").mkdir()
+    (tmp_path / "credentials" / "pin").write_text("2468\n", encoding="utf-8")
+
+    assert load_settings(write_config(tmp_path)).remote.pin == SecretStr("2468")
+    # Beside the config only while that config loads; and systemd's folder wins.
+    assert settings_from_mapping(kitchen_config()).remote.pin is None
+
+
+def test_systemds_credentials_win_over_the_folder_beside_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "credentials").mkdir()
+    (tmp_path / "credentials" / "pin").write_text("2468", encoding="utf-8")
+    (tmp_path / "systemd").mkdir()
+    (tmp_path / "systemd" / "pin").write_text("8642", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "systemd"))
+
+    assert load_settings(write_config(tmp_path)).remote.pin == SecretStr("8642")
+
+
+def test_a_credentials_folder_closed_to_the_user_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "credentials").mkdir()
+    path = write_config(tmp_path)
+
+    def closed(self: Path) -> bool:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    # As root the kernel would let us in; the refusal a user gets is played here.
+    monkeypatch.setattr(Path, "is_file", closed)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+
+    assert (f"cannot look for the credential 'pin' in {tmp_path / 'credentials'}: "
+            "permission denied (run this as root)") in str(raised.value)
+
+
 def test_redacted_hides_the_pin() -> None:
     """The effective config shown to people has stars where the PIN is."""
     settings = settings_from_mapping(kitchen_config(remote={"pin": "2468"}))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -21,10 +22,37 @@ log = logging.getLogger("stovectl")
 EXIT_CONFIG = 78
 
 
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+JOURNAL_PRIORITIES = {
+    logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2,
+}
+
+
+class JournalFormatter(logging.Formatter):
+    """Prefix every line with its syslog priority (``<3>``), which journald reads as the
+    entry's level, so `journalctl -p warning` and the colours work; tracebacks included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{JOURNAL_PRIORITIES.get(record.levelno, 6)}>"
+        return "\n".join(prefix + line for line in super().format(record).splitlines())
+
+
+def stderr_is_journal() -> bool:
+    """Whether stderr is journald's stream: systemd says so in ``$JOURNAL_STREAM``."""
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        status = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return f"{status.st_dev}:{status.st_ino}" == f"{device}:{inode}"
+
+
 def setup_logging(level: str) -> None:
     """One line per record, no timestamps: journald adds them."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    formatter = JournalFormatter if stderr_is_journal() else logging.Formatter
+    handler.setFormatter(formatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -16,7 +16,7 @@ from pydantic import (
 
 from stovectl.errors import ConfigError
 from stovectl.settings.root import Settings
-from stovectl.settings.types import DEFAULT_CONFIG_PATH
+from stovectl.settings.types import DEFAULT_CONFIG_PATH, credentials_folder
 
 
 def load_settings(path: Path | None = None) -> Settings:
@@ -34,7 +34,11 @@ def load_settings(path: Path | None = None) -> Settings:
         raise ConfigError(f"bad configuration: {path}: cannot read: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"bad configuration: {path}: not valid TOML: {error}") from None
-    return settings_from_mapping(data, source=str(path))
+    folder = credentials_folder.set(path.parent / "credentials")
+    try:
+        return settings_from_mapping(data, source=str(path))
+    finally:
+        credentials_folder.reset(folder)
 
 
 ENV_PREFIX = "STOVECTL_"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -48,17 +49,45 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+CREDENTIAL_PREFIX = "stovectl_"
+"""``LoadCredential=stovectl:/etc/stovectl/credentials`` loads each file of the folder as
+``stovectl_<file name>``; both that name and the bare one are looked for."""
+
+credentials_folder: ContextVar[Path | None] = ContextVar("credentials_folder", default=None)
+"""Where credentials are looked for outside systemd: the ``credentials`` folder beside
+the config file being loaded, so ``config check`` and ``doctor`` see what the service sees."""
+
+
+def find_credential(name: str) -> Path | None:
+    """The file of credential ``name``: in ``$CREDENTIALS_DIRECTORY`` under systemd, else in
+    the config's ``credentials`` folder."""
+    env = os.environ.get("CREDENTIALS_DIRECTORY")
+    folder = Path(env) if env else credentials_folder.get()
+    if folder is None:
+        return None
+    for candidate in (folder / name, folder / f"{CREDENTIAL_PREFIX}{name}"):
+        try:
+            if candidate.is_file():
+                return candidate
+        except PermissionError:
+            raise ValueError(
+                f"cannot look for the credential {name!r} in {folder}: permission denied "
+                "(run this as root)"
+            ) from None
+    return None
+
+
 def read_secret(
     value: SecretStr | None, file: Path | None, credential: str, field: str
 ) -> SecretStr | None:
-    """Resolve a secret given inline, as a file, or as a systemd credential."""
+    """Resolve a secret given inline, as a file, or as a credential (see find_credential)."""
     if value is not None and file is not None:
         raise ValueError(f"give either {field} or {field}_file, not both")
     if value is not None:
         return value
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-    if file is None and credentials and (Path(credentials) / credential).is_file():
-        file = Path(credentials) / credential
+    if file is None:
+        file = find_credential(credential)
     if file is None:
         return None
     if credentials and not file.is_absolute():
