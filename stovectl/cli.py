@@ -230,6 +230,19 @@ def run(
     sys.exit(run_daemon(config_path, run_socket or obj.socket, state_dir, verbose))
 
 
+@main.command("service-failed")
+@CONFIG_OPTION
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the SQLite state lives [default: see README].")
+def service_failed(config_path: Path | None, state_dir: Path | None) -> None:
+    """Say that the service is down for good (systemd's OnFailure= hook runs this)."""
+    from stovectl.daemon.failed import report_service_failure  # noqa: PLC0415  # as `run`
+    from stovectl.daemon.main import setup_logging  # noqa: PLC0415
+
+    setup_logging("info")
+    sys.exit(report_service_failure(config_path, state_dir))
+
+
 @main.group()
 def config() -> None:
     """Check or show the configuration."""

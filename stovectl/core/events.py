@@ -41,6 +41,8 @@ class Kind(StrEnum):
     FLAME_OFF = "flame_off"
     FLAME_OUT = "flame_out"
     """A cut confirmed by the flame sensor: the flame went out."""
+    SERVICE_FAILED = "service_failed"
+    """systemd gave up on the service: nothing guards the burners until it runs again."""
 
 
 class Result(StrEnum):
