@@ -525,6 +525,20 @@ def test_systemds_credentials_win_over_the_folder_beside_the_config(
     assert load_settings(write_config(tmp_path)).remote.pin == SecretStr("8642")
 
 
+def test_a_file_in_the_credentials_folder_is_read_as_its_credential_under_systemd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pin_file = "/etc/stovectl/credentials/pin"`` works under the service, which may not
+    read that root-only folder: systemd handed the file over as stovectl_pin."""
+    (tmp_path / "credentials").mkdir()  # the service's user cannot read the file in it
+    (tmp_path / "systemd").mkdir()
+    (tmp_path / "systemd" / "stovectl_pin").write_text("9999", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "systemd"))
+    path = write_config(tmp_path, remote=f'pin_file = "{tmp_path / "credentials" / "pin"}"')
+
+    assert load_settings(path).remote.pin == SecretStr("9999")
+
+
 def test_a_credentials_folder_closed_to_the_user_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from stovectl.control.paths import state_dir
@@ -29,9 +31,9 @@ log = logging.getLogger("stovectl")
 
 EXIT_CONFIG = 78
 MESSAGE = (
-    "the stovectl service has failed and systemd will not restart it: the burners are NOT "
-    "guarded (no countdowns, no remote or failsafe shutoff; a locked burner stays cut only "
-    "until its relay is switched on) until it runs again; see `journalctl -u stovectl`"
+    "the stovectl service has failed: until it runs again the burners are NOT guarded (no "
+    "countdowns, no remote or failsafe shutoff; a locked burner stays cut only until its "
+    "relay is switched on); see `journalctl -u stovectl`"
 )
 SPOKEN = {
     "zh": "灶具守护服务已停止，定时关火和远程关火现在都不可用，请检查。",
@@ -40,16 +42,33 @@ SPOKEN = {
 }
 
 
+def how_it_failed(environ: Mapping[str, str]) -> str:
+    """What systemd told the hook (``$MONITOR_*``), e.g. ``start-limit-hit``, or ``""``."""
+    result = environ.get("MONITOR_SERVICE_RESULT")
+    if not result:
+        return ""
+    status = environ.get("MONITOR_EXIT_STATUS")
+    if result == "exit-code" and status == str(EXIT_CONFIG):
+        return "exit status 78: its configuration is bad"
+    if result == "exit-code" and status:
+        return f"exit status {status}"
+    if status and environ.get("MONITOR_EXIT_CODE") == "killed":
+        return f"{result}, killed by SIG{status}"
+    return result
+
+
 def report_service_failure(config_path: Path | None, state: Path | None) -> int:
     """Say that the service is down wherever the config can; 0 if every channel took it."""
-    log.critical("%s", MESSAGE)
+    how = how_it_failed(os.environ)
+    message = MESSAGE.replace("has failed", f"has failed ({how})", 1) if how else MESSAGE
+    log.critical("%s", message)
     try:
         settings = load_settings(config_path)
     except ConfigError as error:
         log.critical("its configuration is bad, so nobody else can be told: %s", error)
         return EXIT_CONFIG
     event = Event(kind=Kind.SERVICE_FAILED, source="systemd", time=time.time(),
-                  result=Result.FAILED, message=MESSAGE)
+                  result=Result.FAILED, message=message)
     told = _record(event, state_dir(state or settings.daemon.state_dir))
     told &= asyncio.run(_tell(settings, event))
     return 0 if told else 1

@@ -88,6 +88,10 @@ def read_secret(
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     if file is None:
         file = find_credential(credential)
+    elif credentials and file.parent == credentials_folder.get():
+        # A path into the folder the service loads as credentials, which it may not
+        # read itself: the credential systemd made of that file.
+        file = find_credential(file.name) or file
     if file is None:
         return None
     if credentials and not file.is_absolute():

@@ -18,7 +18,7 @@ import pytest
 
 from stovectl.core.store import Store
 from stovectl.daemon.app import DATABASE_NAME
-from stovectl.daemon.failed import MESSAGE, SPOKEN
+from stovectl.daemon.failed import MESSAGE, SPOKEN, how_it_failed
 from stovectl.sim.miio_device import SimulatedMiioDevice
 from tests.support.broker import Broker
 from tests.support.daemon import hob_config, run_cli, running_daemon
@@ -131,3 +131,34 @@ def test_history_shows_when_the_guard_went_down() -> None:
 
         assert failure["source"] == "systemd"
         assert "service_failed" in text and "NOT guarded" in text
+
+
+@pytest.mark.parametrize(
+    ("environ", "said"),
+    [
+        ({"MONITOR_SERVICE_RESULT": "start-limit-hit"}, "start-limit-hit"),
+        ({"MONITOR_SERVICE_RESULT": "exit-code", "MONITOR_EXIT_CODE": "exited",
+          "MONITOR_EXIT_STATUS": "78"}, "exit status 78: its configuration is bad"),
+        ({"MONITOR_SERVICE_RESULT": "exit-code", "MONITOR_EXIT_CODE": "exited",
+          "MONITOR_EXIT_STATUS": "1"}, "exit status 1"),
+        ({"MONITOR_SERVICE_RESULT": "watchdog", "MONITOR_EXIT_CODE": "killed",
+          "MONITOR_EXIT_STATUS": "ABRT"}, "watchdog, killed by SIGABRT"),
+        ({}, ""),
+    ],
+)
+def test_it_says_how_the_service_failed(environ: dict[str, str], said: str) -> None:
+    assert how_it_failed(environ) == said
+
+
+def test_systemds_account_reaches_the_journal_and_the_history(tmp_path: Path) -> None:
+    config = tmp_path / "stovectl.toml"
+    config.write_text(hob_config(), encoding="utf-8")
+
+    result = run_cli("service-failed", "--config", str(config), "--state-dir",
+                     str(tmp_path / "state"), env={"MONITOR_SERVICE_RESULT": "start-limit-hit"})
+
+    assert result.returncode == 0, result.stderr
+    assert "the stovectl service has failed (start-limit-hit): until it runs again" in (
+        result.stderr)
+    [stored] = recorded(tmp_path / "state")
+    assert stored.message.startswith("the stovectl service has failed (start-limit-hit)")
