@@ -12,7 +12,16 @@ a fourth, on 32 simulated burners, firing a few hundred countdowns beside bare
 asyncio timers run alongside (``countdown_lateness``). The idle CPU figures use
 two more on a Mosquitto of their own, polling simulated miIO relays, one with
 simulated MQTT flame probes, presence and gas sensors subscribed, the other
-without, beside a bare paho subscriber to the same topics (``idle_cpu``).
+without, beside a bare paho subscriber to the same topics (``idle_cpu``); in
+the same window, the one without sensors (2 miIO devices polled every second
+and MQTT connected) is read beside a bare python-miio poller with an idle paho
+connection, CPU and then memory (``idle_polling``). The fleet figures use a
+daemon on 16 simulated miIO relays over UDP: ``off all`` cutting their 32
+burners at once, per burner, beside 16 bare python-miio clients making the
+same 32 cuts at once (``fleet_shutoff``). The growth figures start daemons on
+2, 16, 32 and 64 simulated burners in turn and read each one's start time,
+idle memory and ``off all`` time, then the cost per burner added, against the
+2-burner daemon's own (``burner_scaling``).
 Exit status: 0 when every figure was measured (a missed target is reported,
 not failed: these are benchmarks), 1 when a benchmark could not run.
 """
@@ -33,10 +42,13 @@ from typing import Any
 from stovectl.errors import ConfigError
 from stovectl.settings import Settings, SimulatedDeviceSettings, settings_from_mapping
 from tests.bench import (
+    burner_scaling,
     cli_latency,
     countdown_lateness,
+    fleet_shutoff,
     idle_cpu,
     idle_memory,
+    idle_polling,
     miio_latency,
     mqtt_latency,
     shutoff_latency,
@@ -102,11 +114,23 @@ def run_all(config_text: str) -> tuple[list[Figure], dict[str, list[float]], dic
         progress(f"firing countdowns: {countdown_lateness.STAGGERED_ROUNDS} staggered rounds and "
                  "one all at once, bare asyncio timers alongside")
         countdown_samples = countdown_lateness.measure(countdown_daemon)
-    progress("starting Mosquitto, simulated miIO relays and MQTT sensors, and two daemons")
-    with idle_cpu.kitchen() as idle_kitchen:
+    progress("starting Mosquitto, simulated miIO relays and MQTT sensors, two daemons "
+             "and a bare poller")
+    with (
+        idle_cpu.kitchen(idle_polling.floor_relays()) as idle_kitchen,
+        idle_polling.floor_poller(idle_kitchen.broker) as poller,
+    ):
         progress(f"reading idle CPU ({idle_cpu.SETTLE_SECONDS:g}s settling, "
-                 f"{idle_cpu.WINDOW_SECONDS:g}s window)")
-        cpu = idle_cpu.measure(idle_kitchen)
+                 f"{idle_cpu.WINDOW_SECONDS:g}s window), then memory")
+        cpu, polling_resident = idle_polling.measure(idle_kitchen, poller)
+    progress(f"starting {fleet_shutoff.RELAYS} simulated miIO relays and a daemon on them")
+    with fleet_shutoff.kitchen() as fleet_kitchen:
+        progress(f"timing off all to each relay's cut, beside bare python-miio clients "
+                 f"({fleet_shutoff.ROUNDS} rounds each)")
+        fleet_samples = fleet_shutoff.measure(fleet_kitchen)
+    sizes = ", ".join(map(str, burner_scaling.SIZES))
+    progress(f"starting daemons on {sizes} simulated burners: start times, memory, off all")
+    scaling_samples, scaling_resident = burner_scaling.measure()
     figures = [  # in the issues' order
         *cli_latency.figures(cli_samples),
         *shutoff_latency.figures(shutoff_samples, response_ms),
@@ -115,9 +139,13 @@ def run_all(config_text: str) -> tuple[list[Figure], dict[str, list[float]], dic
         *idle_memory.figures(resident),
         *countdown_lateness.figures(countdown_samples),
         *idle_cpu.figures(cpu),
+        *idle_polling.figures(cpu, polling_resident),
+        *fleet_shutoff.figures(fleet_samples),
+        *burner_scaling.figures(scaling_samples, scaling_resident),
     ]
     samples = {**cli_samples, **shutoff_samples, **miio_samples, **mqtt_samples,
-               **countdown_samples}
+               **countdown_samples, **fleet_samples, **scaling_samples}
+    resident.update({**polling_resident, **scaling_resident})
     return figures, samples, resident
 
 

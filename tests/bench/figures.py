@@ -79,6 +79,11 @@ def _amount(value: float, unit: str, decimals: int = 1) -> str:
     return f"{value:.{decimals}f} {unit}"
 
 
+def _ratio(ratio: float) -> str:
+    """Two decimals; two significant digits below 0.1, where two decimals would say 0.00."""
+    return f"{ratio:.2g}x" if 0 < abs(ratio) < 0.1 else f"{ratio:.2f}x"
+
+
 def _target(figure: Figure) -> str:
     if figure.target_max is None:
         return ""
@@ -98,7 +103,7 @@ def format_table(figures: Sequence[Figure]) -> str:
             _amount(figure.value, figure.unit, figure.decimals),
             f"{_amount(figure.floor_value, figure.unit, figure.decimals).rjust(floor_width)}"
             f"  {figure.floor_name}",
-            f"{figure.ratio:.2f}x",
+            _ratio(figure.ratio),
             _target(figure),
         )
         for figure in figures

@@ -25,7 +25,9 @@ nanoseconds: ``/proc/<pid>/stat``'s utime and stime count 10 ms ticks, a whole
 Where that clock cannot be read, the ticks are the fallback. A fixed settling
 pause is fine here: this is a benchmark, not a test. Two figures: the daemon
 with sensors against the bare subscriber, and against the same daemon without
-sensors — the sensors' cost.
+sensors — the sensors' cost. The daemon without sensors has a floor of its own,
+a bare poller that idle_polling starts on relays of its own in this kitchen and
+reads in the same window.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import selectors
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import pytest
@@ -143,9 +145,9 @@ def daemon_config(broker: Broker, *, sensors: bool) -> str:
     return text + (sensors_text() if sensors else "")
 
 
-def simulator_config(broker: Broker) -> str:
-    """Every relay of both daemons, and the sensors, for the simulator."""
-    return (miio_config({**sensed_relays(), **plain_relays()})
+def simulator_config(broker: Broker, floor_relays: Mapping[str, RelayConfig]) -> str:
+    """Every relay of both daemons and ``floor_relays``, and the sensors, for the simulator."""
+    return (miio_config({**sensed_relays(), **plain_relays(), **floor_relays})
             + mqtt_text(broker, f"stovectl-bench-sim-{os.getpid()}") + sensors_text())
 
 
@@ -158,12 +160,15 @@ class Kitchen:
 
 
 @contextlib.contextmanager
-def kitchen() -> Iterator[Kitchen]:
-    """A broker, the simulated relays and sensors on it, then the two daemons."""
+def kitchen(floor_relays: Mapping[str, RelayConfig] | None = None) -> Iterator[Kitchen]:
+    """A broker, the simulated relays and sensors on it, then the two daemons.
+
+    ``floor_relays`` are simulated too, for a floor of another module to poll.
+    """
     try:
         with (
             running_broker("anonymous") as broker,
-            running_simulator(simulator_config(broker)) as simulator,
+            running_simulator(simulator_config(broker, floor_relays or {})) as simulator,
             running_daemon(daemon_config(broker, sensors=True)) as with_sensors,
             running_daemon(daemon_config(broker, sensors=False)) as without_sensors,
         ):
@@ -240,8 +245,9 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(kitchen: Kitchen) -> dict[str, float]:
-    """Percent of one core over the window, for each daemon and the bare subscriber."""
+def measure(kitchen: Kitchen, also: Mapping[str, int] | None = None) -> dict[str, float]:
+    """Percent of one core over the window, for each daemon, the bare subscriber and the
+    processes in ``also`` (label: pid), read alongside."""
     daemons = {WITH_SENSORS: kitchen.with_sensors, WITHOUT_SENSORS: kitchen.without_sensors}
     pids = {}
     for label, daemon in daemons.items():
@@ -250,6 +256,7 @@ def measure(kitchen: Kitchen) -> dict[str, float]:
         pids[label] = daemon.process.pid
     with floor_subscriber(kitchen.broker) as floor:
         pids[FLOOR] = floor.pid
+        pids.update(also or {})
         time.sleep(SETTLE_SECONDS)  # let start-up settle: a benchmark, not a synchronisation
         count_before = received(floor)
         before = {label: cpu_seconds(pid) for label, pid in pids.items()}
