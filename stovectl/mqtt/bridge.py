@@ -123,7 +123,8 @@ class MqttBridge:
         if message.retain and message.topic not in self._warned_retained:
             self._warned_retained.add(message.topic)
             log.warning("a retained command is on %s: commands must not be retained (its "
-                        "publisher should clear it); relaxing ones are refused", message.topic)
+                        "publisher should clear it); all but cuts and locks are refused",
+                        message.topic)
         command_id = None
         try:
             command = parse_command(burner, message.payload)
@@ -162,6 +163,13 @@ class MqttBridge:
             return await controller.shutoff(names, SOURCE, actor)
         if command.action == "lock":
             return await controller.lock(names, SOURCE, command.reason or "remote", actor)
+        if message.retain:
+            # A retained message comes back at every reconnect and every restart: obeyed,
+            # it would undo each later local lock or countdown (DESIGN §2 rule 5).
+            raise CommandRejected(
+                "retained", f"a retained {command.action} is refused: only cuts and locks "
+                "may be retained; its publisher should clear it", command.command_id,
+            )
         issued_at, age_known = age_of(command, message.message_expiry, controller.now())
         if command.action == "unlock":
             return await controller.unlock(

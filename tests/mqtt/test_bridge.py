@@ -283,6 +283,37 @@ def test_an_allowed_remote_unlock_needs_the_pin_and_an_age(
     run(scenario())
 
 
+def test_a_retained_unlock_never_undoes_a_later_local_lock(
+    broker: Broker, remote: Remote
+) -> None:
+    """A retained unlock comes back at every start: it is refused then (code retained)."""
+    async def scenario() -> None:
+        relaxed = config(broker, remote=f'allow_relax = true\npin = "{PIN}"')
+        topic = f"{BASE}/left/set"
+        unlock = json.dumps({"action": "unlock", "pin": PIN}).encode()
+        with state_folder() as folder:
+            async with running(relaxed, folder) as daemon:
+                await remote.ask(topic, "LOCK")
+                # Heard live, it is an ordinary command, and it unlocks.
+                reply = await remote.ask(topic, unlock, expiry=300, retain=True)
+                assert reply["ok"] is True, reply
+                await daemon.controller.lock(["left"], "cli", "child")
+            async with running(relaxed, folder) as daemon:
+                refusals: list[Any] = []
+                for _ in range(100):
+                    refusals = [e for e in daemon.controller.history(burner="left")
+                                if e.kind == "refused" and e.reason == "retained"]
+                    if refusals:
+                        break
+                    await asyncio.sleep(0.05)  # polling the history with a deadline
+                assert refusals, "the retained unlock was never seen"
+                assert burner_row(daemon, "left")["mode"] == "locked"
+                assert burner_row(daemon, "left")["lock_reason"] == "child"
+        remote.probe.client.publish(topic, b"", qos=1, retain=True)  # clear it
+
+    run(scenario())
+
+
 @pytest.mark.parametrize("payload", [
     b"ON", b"TOGGLE", b"UNLOCK", b"\xff\xfe", b"{", b"[]", b'{"action": "explode"}',
     b'{"action": "off", "seconds": "soon"}', b"x" * 70_000, b'{"action":"timer"}',
