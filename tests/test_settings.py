@@ -557,6 +557,19 @@ def test_a_credentials_folder_closed_to_the_user_says_so(
             "permission denied (run this as root)") in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("STOVECTL_STOVE", "{"), ("STOVECTL_DEVICES", "["), ("STOVECTL_SPEAKER__ANNOUNCE", "["),
+     ("STOVECTL_UNATTENDED__BURNERS", "x")],
+)
+def test_an_environment_variable_that_is_not_json_is_named(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    message = refusal(kitchen_config())
+    assert f"environment variable {name}: not valid JSON" in message
+
+
 def test_redacted_hides_the_pin() -> None:
     """The effective config shown to people has stars where the PIN is."""
     settings = settings_from_mapping(kitchen_config(remote={"pin": "2468"}))

@@ -74,7 +74,7 @@ def decode_request(line: bytes) -> Request:
             request_id,
         )
     op = message.get("op")
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:
         raise RequestError(
             "unknown_op", f"unknown op {op!r}; known: {', '.join(sorted(OPS))}", request_id
         )

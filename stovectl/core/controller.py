@@ -49,6 +49,8 @@ REARM = "rearm"
 COUNTDOWN = "countdown"
 FLAME_OUT = "flame_out"
 CLOCK_CHECK_SECONDS = 1.0
+MAX_COUNTDOWN_SECONDS = 366 * 86400.0
+"""The longest countdown, as the CLI's durations allow: beyond it dates stop being dates."""
 CLOCK_WATCH_ALLOWANCE = 10.0
 """Seconds the clock watch may miss its 1 s ticks before the daemon counts as wedged."""
 POLL_ALLOWANCE = 60.0
@@ -386,15 +388,22 @@ class BurnerController:
         issued_at: float | None = None,
         age_known: bool = True,
     ) -> list[Outcome]:
-        """Start or shorten countdowns; with ``extend``, add time (relaxing, rule 5)."""
-        ids = self.resolve(names)
-        return [
-            self._set_countdown(self._burners[i], seconds, source, actor, extend,
-                                (issued_at, age_known))
-            for i in ids
-        ]
+        """Start or shorten countdowns; with ``extend``, add time (relaxing, rule 5).
 
-    def _set_countdown(
+        All or nothing: every burner is checked before any countdown starts, so a
+        refusal for one leaves the others as they were.
+        """
+        burners = [self._burners[i] for i in self.resolve(names)]
+        if not 0 < seconds <= MAX_COUNTDOWN_SECONDS:
+            raise CommandRefused(
+                "bad_duration",
+                "a countdown must be longer than zero and at most 366 days",
+            )
+        for burner in burners:
+            self._check_countdown(burner, seconds, source, actor, extend, (issued_at, age_known))
+        return [self._set_countdown(burner, seconds, source, actor, extend) for burner in burners]
+
+    def _check_countdown(
         self,
         burner: Burner,
         seconds: float,
@@ -402,15 +411,11 @@ class BurnerController:
         actor: str | None,
         extend: bool,
         age: tuple[float | None, bool],
-    ) -> Outcome:
-        if seconds <= 0:
-            raise CommandRefused("bad_duration", "a countdown must be longer than zero")
+    ) -> None:
         current = self._deadlines.get((burner.id, COUNTDOWN))
         if extend:
             self._check(Relaxing.EXTEND, source, actor, burner, issued_at=age[0],
                         age_known=age[1])
-            if current is not None:
-                seconds += current.remaining(self._clock)
         elif current is not None and seconds > current.remaining(self._clock) + 0.001:
             self._refuse(
                 source, actor, burner,
@@ -421,6 +426,13 @@ class BurnerController:
                     "deadline extends it (use --extend, or cancel first)",
                 ),
             )
+
+    def _set_countdown(
+        self, burner: Burner, seconds: float, source: str, actor: str | None, extend: bool
+    ) -> Outcome:
+        current = self._deadlines.get((burner.id, COUNTDOWN))
+        if extend and current is not None:
+            seconds += current.remaining(self._clock)
         self._arm_countdown(burner.id, seconds, source)
         shown = round(seconds, 1 if seconds < 10 else 0)
         message = f"{burner.id} shuts off in {format_duration(shown)}"

@@ -110,11 +110,23 @@ class _Protocol(MiIOProtocol):
                 self.send_handshake()
             except Exception as error:  # also a garbage hello reply or a socket error
                 raise _NotSent(str(error) or type(error).__name__) from None
+        sent_id = self.raw_id + 1 if self.raw_id + 1 < MAX_ID else 1
         try:
-            return self.send(method, params, 0)
+            result = self.send(method, params, 0)
         except DeviceException:
             self._discovered = False
             raise
+        finally:
+            # python-miio takes the reply's id as its own: a reply whose id is not a
+            # number would break every later request. Ours continue from what we sent.
+            reply_id = self.raw_id
+            if type(reply_id) is not int or not 0 < reply_id < MAX_ID:
+                self._MiIOProtocol__id = sent_id  # python-miio keeps it name-mangled
+        if reply_id != sent_id:
+            # Not the answer to this request: its result must not be taken for one.
+            self._MiIOProtocol__id = sent_id
+            raise DeviceException(f"a reply with id {reply_id!r} to request {sent_id}")
+        return result
 
 
 class _NotSent(Exception):
@@ -301,7 +313,15 @@ class MiioRelay:
         reply = await self._lane.send("get_properties", items)
         self._check_codes(reply, len(items))
         states = {}
-        for n, item in enumerate(reply, start=1):
+        for n, (asked, item) in enumerate(zip(items, reply, strict=True), start=1):
+            # An item about another property must never pass for this channel's state:
+            # read as "cut", it would verify a shutoff that did not happen.
+            if (item.get("siid"), item.get("piid")) != (asked["siid"], asked["piid"]):
+                raise DeviceRefused(
+                    self.id, f"channel {n}: asked for siid {asked['siid']} piid "
+                    f"{asked['piid']}, answered siid {item.get('siid')!r} piid "
+                    f"{item.get('piid')!r}",
+                )
             value = item.get("value")
             if not isinstance(value, bool):
                 raise DeviceRefused(self.id, f"channel {n} reads {value!r}, not true/false")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from pydantic import (
     BaseModel,
     ValidationError,
 )
+from pydantic_settings import SettingsError
 
 from stovectl.errors import ConfigError
 from stovectl.settings.root import Settings
@@ -84,6 +86,18 @@ def settings_from_mapping(data: dict[str, Any], source: str = "<config>") -> Set
         return Settings(**data)
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, data, source)) from None
+    except SettingsError as error:
+        # A STOVECTL_ variable for a section or a list whose value is not JSON.
+        found = re.search(r'field "([^"]+)"', str(error))
+        section = f"{ENV_PREFIX}{found.group(1).upper()}" if found else ENV_PREFIX
+        names = sorted(n for n in os.environ if n.upper() == section
+                       or n.upper().startswith(f"{section}__"))
+        name = " or ".join(names) or f"{section}…"
+        raise ConfigError(
+            f"bad configuration: {source}\n  environment variable {name}: not valid JSON "
+            "(a section or a list is given as JSON, e.g. '[\"a\", \"b\"]'; or set its "
+            "fields one by one with __)"
+        ) from None
 
 
 def format_validation_error(error: ValidationError, data: dict[str, Any], source: str) -> str:

@@ -93,7 +93,7 @@ def test_another_protocol_version_is_bad_version(version: object) -> None:
     assert f"speaks {protocol.VERSION}" in str(error)
 
 
-@pytest.mark.parametrize("op", ["reboot", "", None, 3])
+@pytest.mark.parametrize("op", ["reboot", "", None, 3, ["off"], {"op": "off"}, True])
 def test_an_unknown_op_is_unknown_op(op: object) -> None:
     """An op the daemon does not know is refused with unknown_op, its id, and the known ops."""
     message: dict[str, Any] = {"v": 1, "id": "r2"}

@@ -614,6 +614,33 @@ def test_countdown_shorten_extend_and_cancel(kitchen_run: Any) -> None:
     kitchen_run(scenario)
 
 
+def test_a_countdown_refused_for_one_burner_starts_on_none(kitchen_run: Any) -> None:
+    """``timer all`` that would extend right's shorter countdown starts left's neither."""
+
+    async def scenario(k: Kitchen) -> None:
+        k.controller.set_countdown(["right"], 600, "cli")
+        with pytest.raises(CommandRefused) as refused:
+            k.controller.set_countdown(["all"], 700, "cli")
+        assert refused.value.code == "would_extend"
+        assert k.row("left")["countdown"] is None
+        assert k.row("right")["countdown"]["remaining"] == pytest.approx(600, abs=0.01)
+        assert [e.burner for e in k.events if e.kind is Kind.COUNTDOWN_SET] == ["right"]
+
+    kitchen_run(scenario)
+
+
+@pytest.mark.parametrize("seconds", [0, -5, 366 * 86400 + 1, 1e300])
+def test_a_countdown_out_of_range_is_refused(kitchen_run: Any, seconds: float) -> None:
+    async def scenario(k: Kitchen) -> None:
+        with pytest.raises(CommandRefused) as refused:
+            k.controller.set_countdown(["left"], seconds, "cli")
+        assert refused.value.code == "bad_duration"
+        assert "at most 366 days" in str(refused.value)
+        assert k.row("left")["countdown"] is None
+
+    kitchen_run(scenario)
+
+
 def test_a_countdown_fires_a_timer_shutoff(kitchen_run: Any) -> None:
     """When a countdown reaches zero the burner is shut off with source timer."""
 
