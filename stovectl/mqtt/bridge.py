@@ -164,6 +164,7 @@ class MqttBridge:
         if command.action == "lock":
             return await controller.lock(names, SOURCE, command.reason or "remote", actor)
         if message.retain:
+            controller.resolve(names)  # an unknown burner is named as such first
             # A retained message comes back at every reconnect and every restart: obeyed,
             # it would undo each later local lock or countdown (DESIGN §2 rule 5).
             raise CommandRejected(
