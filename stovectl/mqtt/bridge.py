@@ -249,8 +249,12 @@ class MqttBridge:
         if self._mqtt.discovery:
             messages = build_discovery_messages(self._settings, version=__version__)
         wanted = {message.topic for message in messages}
+        announced = self._store.discovery_topics()
+        # Remembered before they go out: a daemon stopped half-way through still knows,
+        # at its next start, which configs it may have left on the broker.
+        self._store.save_discovery_topics(set(announced) | wanted)
         try:
-            for topic in removal_topics(self._store.discovery_topics(), messages):
+            for topic in removal_topics(announced, messages):
                 await self._connection.publish(topic, b"", retain=True)
             for message in messages:
                 await self._connection.publish(
