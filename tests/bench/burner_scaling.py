@@ -32,9 +32,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from stovectl.control.client import ControlClient
-from stovectl.errors import ControlError
 from tests.bench import idle_memory
-from tests.bench.figures import BenchError, Figure
+from tests.bench.figures import BenchError, Figure, ask
 from tests.support.daemon import DaemonProcess, ping, running_daemon
 
 SIZES = (2, 16, 32, 64)
@@ -105,13 +104,7 @@ class _Rounds:
         self.client = client
 
     def call(self, op: str, **args: Any) -> Any:
-        try:
-            reply = self.client.call(op, **args)
-        except ControlError as error:
-            raise BenchError(f"{op} over the socket: {error}") from None
-        if not reply.get("ok"):
-            raise BenchError(f"{op} over the socket was refused: {reply.get('error')}")
-        return reply["result"]
+        return ask(self.client, op, **args)
 
     def wait_armed(self) -> None:
         """Poll ``status`` until every burner is armed and settled."""

@@ -14,9 +14,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stovectl.control.client import ControlClient
+from stovectl.errors import ControlError
+
 
 class BenchError(Exception):
     """A benchmark could not measure what it meant to; the run fails with this message."""
+
+
+def ask(client: ControlClient, op: str, **args: Any) -> Any:
+    """One request over an open control socket; its result, or BenchError saying why not."""
+    try:
+        reply = client.call(op, **args)
+    except ControlError as error:
+        raise BenchError(f"{op} over the socket: {error}") from None
+    if not reply.get("ok"):
+        raise BenchError(f"{op} over the socket was refused: {reply.get('error')}")
+    return reply["result"]
 
 
 def percentile(samples: Sequence[float], percent: float) -> float:

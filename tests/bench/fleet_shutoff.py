@@ -34,8 +34,7 @@ from typing import Any
 
 from stovectl.control.client import ControlClient
 from stovectl.devices.base import RelayState
-from stovectl.errors import ControlError
-from tests.bench.figures import BenchError, Figure, summary
+from tests.bench.figures import BenchError, Figure, ask, summary
 from tests.support.daemon import DaemonProcess, clean_environment, running_daemon
 from tests.support.relay_sim import (
     TOKEN,
@@ -187,13 +186,7 @@ class _Rounds:
             time.sleep(POLL_INTERVAL_SECONDS)  # polling an observable state with a deadline
 
     def call(self, op: str, **args: Any) -> Any:
-        try:
-            reply = self.client.call(op, **args)
-        except ControlError as error:
-            raise BenchError(f"{op} over the socket: {error}") from None
-        if not reply.get("ok"):
-            raise BenchError(f"{op} over the socket was refused: {reply.get('error')}")
-        return reply["result"]
+        return ask(self.client, op, **args)
 
     def daemon(self) -> list[float]:
         self.wait_armed()
