@@ -43,8 +43,6 @@ class Burner:
     reason: str | None = None
     source: str = "startup"
     since: float = 0.0
-    rearm_at: float | None = None
-    """Wall time of the pending re-arm of a pulse; None until the cut is verified."""
     seen: RelayState | None = None
     """The relay state last read back; None when not yet read or the device is away."""
     device_online: bool | None = None

@@ -168,19 +168,21 @@ class BurnerController:
 
     def _restore(self) -> tuple[list[asyncio.Future[Outcome]], list[str]]:
         intents = self._store.intents()
-        now = self._clock.wall()
         waiters: list[asyncio.Future[Outcome]] = []
         overdue: list[str] = []
+        rearms: dict[str, float] = {}
         for (burner_id, purpose), timer in self._deadlines.stored().items():
             if burner_id not in self._burners:
                 self._deadlines.discard((burner_id, purpose))
                 continue
-            remaining = self._deadlines.remaining_of(timer)
+            remaining = self._deadlines.remaining_of(timer, relaxing=purpose == REARM)
             if purpose == COUNTDOWN:
                 if remaining <= 0:
                     overdue.append(burner_id)
                 else:
                     self._arm_countdown(burner_id, remaining, timer.source)
+            elif purpose == REARM:
+                rearms[burner_id] = remaining
             elif purpose in PURPOSES:
                 # Overdue ones fire at once, with their own source (failsafe, unattended).
                 self._failsafes.restore(purpose, burner_id, remaining)
@@ -193,14 +195,22 @@ class BurnerController:
                 burner.reason, burner.source, burner.since = (
                     stored.reason, stored.source, stored.since,
                 )
-            if burner.mode is Mode.PULSE and stored and stored.rearm_at is not None:
-                if stored.rearm_at <= now:
-                    self._set_intent(burner, Mode.ARMED, "startup")
-                else:
-                    self._schedule_rearm(burner, stored.rearm_at - now)
+            if burner.id in rearms:
+                self._restore_rearm(burner, rearms[burner.id])
             waiters.append(self._actuators[burner.id].request(burner.wanted))
             self._lit_may_have_changed(burner)
         return waiters, overdue
+
+    def _restore_rearm(self, burner: Burner, remaining: float) -> None:
+        if burner.mode is not Mode.PULSE:
+            self._deadlines.discard((burner.id, REARM))
+        elif remaining <= 0:
+            self._set_intent(burner, Mode.ARMED, "startup")
+            self._deadlines.discard((burner.id, REARM))
+        else:
+            self._schedule_rearm(burner, remaining)
+            # The device may have been told to end the pulse itself at that moment.
+            burner.device_rearm_due = self._clock.monotonic() + remaining
 
     async def _watch_clock(self) -> None:
         self._deadlines.check_wall()  # the first look takes the baseline
@@ -527,10 +537,9 @@ class BurnerController:
     def _schedule_rearm(self, burner: Burner, seconds: float, backup_after: float = 0) -> None:
         """Re-arm in ``seconds``; with ``backup_after``, only if the device has not by then."""
         self._deadlines.set(
-            (burner.id, REARM), seconds + backup_after, lambda: self._rearm(burner)
+            (burner.id, REARM), seconds + backup_after, lambda: self._rearm(burner),
+            durable_source=burner.source, grace_seconds=backup_after,
         )
-        burner.rearm_at = self._clock.wall() + seconds
-        self._save_intent(burner)
 
     def _rearm(self, burner: Burner) -> None:
         if burner.mode is not Mode.PULSE:
@@ -555,7 +564,6 @@ class BurnerController:
     ) -> None:
         burner.mode, burner.reason, burner.source = mode, reason, source
         burner.since = self._clock.wall()
-        burner.rearm_at = None
         burner.device_rearm_due = None
         self._save_intent(burner)
         self._lit_may_have_changed(burner)
@@ -564,7 +572,7 @@ class BurnerController:
         # Written before any reply, with synchronous=FULL: rule 6.
         self._store.save_intent(
             StoredIntent(burner.id, burner.mode.value, burner.reason, burner.source,
-                         burner.since, burner.rearm_at)
+                         burner.since)
         )
 
     # -- what the actuators and pollers report -----------------------------------------

@@ -79,6 +79,8 @@ class Deadline:
     source: str | None
     """Set for deadlines kept in the store."""
     started: float
+    grace: float = 0.0
+    """How long after the stored due the timer fires here (see Deadlines.set)."""
 
     def remaining(self, clock: Clock) -> float:
         return max(0.0, self.monotonic_due - clock.monotonic())
@@ -100,13 +102,16 @@ class Deadlines:
         callback: Callable[[], None],
         *,
         durable_source: str | None = None,
+        grace_seconds: float = 0.0,
     ) -> Deadline:
         """(Re)start the timer ``key`` to call ``callback`` after ``delay_seconds``.
 
         With ``durable_source`` the deadline is written to the store first, and
         deleted only once ``callback`` has returned: the callback makes its effect
         durable (an intent, the next timer) before that, so a crash anywhere loses
-        nothing.
+        nothing. ``grace_seconds`` of the delay are a wait for someone else to act
+        (a device ending its own pulse): the store keeps the due time without them,
+        since a restarted daemon has no one left to wait for.
         """
         self.cancel(key)
         delay_seconds = max(0.0, delay_seconds)
@@ -126,7 +131,7 @@ class Deadlines:
 
         handle = loop.call_at(monotonic_due, fire)
         deadline = Deadline(key, monotonic_due, wall_now + delay_seconds, handle,
-                            durable_source, wall_now)
+                            durable_source, wall_now, min(grace_seconds, delay_seconds))
         self._deadlines[key] = deadline
         if durable_source is not None:
             self._save(deadline)
@@ -159,12 +164,18 @@ class Deadlines:
     def stored(self) -> dict[Key, StoredTimer]:
         return {} if self._store is None else self._store.timers()
 
-    def remaining_of(self, timer: StoredTimer) -> float:
-        """Seconds left of a stored deadline: the earlier of its two readings (rule 9)."""
+    def remaining_of(self, timer: StoredTimer, *, relaxing: bool = False) -> float:
+        """Seconds left of a stored deadline: the earlier of its two readings (rule 9).
+
+        A ``relaxing`` deadline (a re-arm) must not come early, and an unseen jump
+        would make the wall reading early or late: on the same boot it keeps to the
+        monotonic reading alone, which cannot have jumped.
+        """
         remaining = timer.due - self._clock.wall()
         boot = self._clock.boot()
         if timer.monotonic_due is not None and boot is not None and timer.boot == boot:
-            remaining = min(remaining, timer.monotonic_due - self._clock.monotonic())
+            monotonic = timer.monotonic_due - self._clock.monotonic()
+            remaining = monotonic if relaxing else min(remaining, monotonic)
         return remaining
 
     def discard(self, key: Key) -> None:
@@ -194,8 +205,8 @@ class Deadlines:
         # The loop's clock is the system's monotonic clock when boot() says so.
         boot = self._clock.boot()
         self._store.save_timer(StoredTimer(
-            burner, purpose, deadline.wall_due,
-            deadline.monotonic_due if boot is not None else None, boot,
+            burner, purpose, deadline.wall_due - deadline.grace,
+            deadline.monotonic_due - deadline.grace if boot is not None else None, boot,
             deadline.source, deadline.started,
         ))
 

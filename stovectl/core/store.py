@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS intents (
     reason TEXT,
     source TEXT NOT NULL,
     since REAL NOT NULL,
-    rearm_at REAL
+    rearm_at REAL  -- no longer written: pending re-arms are timers (purpose 'rearm')
 );
 CREATE TABLE IF NOT EXISTS countdowns (
     burner TEXT PRIMARY KEY,
@@ -72,11 +72,16 @@ CREATE TABLE IF NOT EXISTS schedule_runs (
     time REAL NOT NULL
 );
 """
-MIGRATE_COUNTDOWNS = """
+MIGRATE_TIMERS = """
 INSERT OR IGNORE INTO timers (burner, purpose, due, source, started)
     SELECT burner, 'countdown', due, source, started FROM countdowns;
 DELETE FROM countdowns;
+INSERT OR IGNORE INTO timers (burner, purpose, due, source, started)
+    SELECT burner, 'rearm', rearm_at, source, since FROM intents
+    WHERE rearm_at IS NOT NULL AND mode = 'pulse';
+UPDATE intents SET rearm_at = NULL WHERE rearm_at IS NOT NULL;
 """
+"""Countdowns and pending re-arms kept by older versions become timers."""
 COMMAND_IDS_KEPT_SECONDS = 7 * 24 * 3600
 """How long a remote command id is remembered, so a replay is recognised."""
 
@@ -88,7 +93,6 @@ class StoredIntent:
     reason: str | None
     source: str
     since: float
-    rearm_at: float | None
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ class Store:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(SCHEMA)
-        db.executescript(MIGRATE_COUNTDOWNS)
+        db.executescript(MIGRATE_TIMERS)
         self._db = db
 
     def close(self) -> None:
@@ -137,13 +141,12 @@ class Store:
 
     def save_intent(self, intent: StoredIntent) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?, ?, ?)",
-            (intent.burner, intent.mode, intent.reason, intent.source, intent.since,
-             intent.rearm_at),
+            "INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?, ?, NULL)",
+            (intent.burner, intent.mode, intent.reason, intent.source, intent.since),
         )
 
     def intents(self) -> dict[str, StoredIntent]:
-        rows = self.db.execute("SELECT * FROM intents").fetchall()
+        rows = self.db.execute("SELECT burner, mode, reason, source, since FROM intents").fetchall()
         return {row[0]: StoredIntent(*row) for row in rows}
 
     def save_timer(self, timer: StoredTimer) -> None:

@@ -363,7 +363,7 @@ def test_a_scheduled_unlock_clears_a_schedules_lock(calendar: Any) -> None:
     """An unlock schedule re-arms a burner that a schedule locked, as source schedule."""
 
     async def before(k: Kitchen) -> None:
-        k.store.save_intent(StoredIntent("left", "locked", "away", "schedule", 0.0, None))
+        k.store.save_intent(StoredIntent("left", "locked", "away", "schedule", 0.0))
 
     async def scenario(c: Calendar) -> None:
         assert c.kitchen.is_cut("left")
@@ -380,8 +380,8 @@ def test_a_scheduled_unlock_leaves_a_lock_it_did_not_make(calendar: Any) -> None
     """An unlock schedule leaves a child lock set by hand, and says so in its log line."""
 
     async def before(k: Kitchen) -> None:
-        k.store.save_intent(StoredIntent("left", "locked", "child", "cli", 0.0, None))
-        k.store.save_intent(StoredIntent("right", "locked", "away", "schedule", 0.0, None))
+        k.store.save_intent(StoredIntent("left", "locked", "child", "cli", 0.0))
+        k.store.save_intent(StoredIntent("right", "locked", "away", "schedule", 0.0))
 
     async def scenario(c: Calendar) -> None:
         await c.next_by_schedule(Kind.UNLOCK, within=2, burner="right")
@@ -493,7 +493,7 @@ NIGHT_OFF = schedule("night", "0 23 * * *", "off", time_zone="Asia/Shanghai")
 async def locked_away(k: Kitchen) -> None:
     """Both burners were locked away by yesterday's schedule."""
     for burner in ("left", "right"):
-        k.store.save_intent(StoredIntent(burner, "locked", "away", "schedule", 0.0, None))
+        k.store.save_intent(StoredIntent(burner, "locked", "away", "schedule", 0.0))
 
 
 def test_a_missed_lock_and_a_later_missed_unlock_leave_the_hob_usable(calendar: Any) -> None:

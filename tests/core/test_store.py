@@ -61,9 +61,9 @@ def test_closed_store_refuses_use(store: Store) -> None:
 
 
 def test_intents_survive_reopening(store: Store) -> None:
-    """A saved lock and a pending re-arm are read back after close and reopen."""
-    lock = StoredIntent("left", "locked", "hazard", "mqtt", 1000.0, None)
-    pulse = StoredIntent("right", "pulse", None, "cli", 1001.5, 1006.5)
+    """A saved lock and a pulse are read back after close and reopen."""
+    lock = StoredIntent("left", "locked", "hazard", "mqtt", 1000.0)
+    pulse = StoredIntent("right", "pulse", None, "cli", 1001.5)
     store.save_intent(lock)
     store.save_intent(pulse)
 
@@ -76,8 +76,8 @@ def test_intents_survive_reopening(store: Store) -> None:
 
 def test_save_intent_replaces_the_burners_intent(store: Store) -> None:
     """Saving a burner's intent again replaces the earlier one."""
-    store.save_intent(StoredIntent("left", "locked", "manual", "cli", 1000.0, None))
-    armed = StoredIntent("left", "armed", None, "cli", 1010.0, None)
+    store.save_intent(StoredIntent("left", "locked", "manual", "cli", 1000.0))
+    armed = StoredIntent("left", "armed", None, "cli", 1010.0)
     store.save_intent(armed)
 
     assert store.intents() == {"left": armed}
@@ -127,6 +127,33 @@ def test_countdowns_of_an_older_database_become_timers(tmp_path: Path) -> None:
         }
     finally:
         store.close()
+
+
+def test_pending_rearms_of_an_older_database_become_timers(tmp_path: Path) -> None:
+    """A re-arm an earlier version kept in the intent (wall time only) is kept as a timer on
+    open, and the intent no longer carries it; a lock's stray re-arm time is dropped."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE intents (burner TEXT PRIMARY KEY, mode TEXT NOT NULL,"
+                   " reason TEXT, source TEXT NOT NULL, since REAL NOT NULL, rearm_at REAL)")
+        db.execute("INSERT INTO intents VALUES ('right', 'pulse', NULL, 'cli', 1001.5, 1006.5)")
+        db.execute("INSERT INTO intents VALUES ('left', 'locked', 'child', 'cli', 1000.0, 9.0)")
+    for _ in range(2):  # opening again changes nothing more
+        store = Store(path)
+        store.open()
+        try:
+            assert store.timers() == {
+                ("right", "rearm"): StoredTimer("right", "rearm", 1006.5, None, None, "cli",
+                                                1001.5)
+            }
+            assert store.intents() == {
+                "right": StoredIntent("right", "pulse", None, "cli", 1001.5),
+                "left": StoredIntent("left", "locked", "child", "cli", 1000.0),
+            }
+            assert store.db.execute("SELECT count(*) FROM intents WHERE rearm_at IS NOT NULL"
+                                    ).fetchone() == (0,)
+        finally:
+            store.close()
 
 
 def test_schedule_runs_are_remembered(store: Store) -> None:

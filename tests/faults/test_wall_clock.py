@@ -128,12 +128,6 @@ def test_jumps_during_a_countdown_a_lock_and_a_pulse_move_none_of_them(tmp_path:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PRODUCT BUG (reported, not fixed here): a pulse's pending re-arm is stored as a "
-    "wall-clock time only (intents.rearm_at), so a restart after a wall-clock jump re-arms "
-    "at once (+1 h: before cut_hold) or an hour late (-1 h); rule 4 / rule 9",
-)
 @pytest.mark.parametrize("jump", [3600, -3600])
 def test_a_pulse_keeps_its_hold_across_a_jump_and_a_restart(tmp_path: Path, jump: int) -> None:
     """A pulse pending when the wall clock jumps and the daemon restarts re-arms cut_hold
