@@ -8,6 +8,9 @@ asks the device (where the firmware has a query) and waits, up to the device's
 ``timeout``, for a fresh report. A fresh report that contradicts the write may
 still be an answer the device gave before it took the write, so it stands only
 once the device has had ``timeout`` to report otherwise (a stuck relay).
+Where a command has an answer of its own (Tasmota's PulseTime), a report counts
+only after that answer: a relay that missed the write while it was away
+reports its old state when it returns, maybe with a pulse still running.
 Commands are explicit, QoS 1, never retained (rule 10). The broker's refusals
 and silences become DeviceRefused and DeviceUnavailable here (STYLE rule 4);
 which messages to send and how to read the answers is ``mqtt_presets``' job.
@@ -22,7 +25,7 @@ import time
 from collections.abc import Sequence
 
 from stovectl.devices.base import Capabilities, RelayState
-from stovectl.devices.mqtt_presets import NOTHING, Command, RpcReply, build_preset
+from stovectl.devices.mqtt_presets import NOTHING, REFUSED, Command, RpcReply, build_preset
 from stovectl.errors import DeviceError, DeviceRefused, DeviceUnavailable
 from stovectl.mqtt.connection import Message, MqttConnection, NotConnected, PublishFailed
 from stovectl.settings.mqtt import MqttDeviceSettings
@@ -50,6 +53,8 @@ class MqttRelay:
         self._written: dict[int, int] = {}
         self._wanted: dict[int, RelayState] = {}
         """The state last written to each channel, until a report shows it or a read gives up."""
+        self._unconfirmed: dict[int, set[str]] = {}
+        """Answers still awaited from each channel's last write (``Command.confirm``)."""
         self._asked: dict[int, tuple[int, float]] = {}
         """When each channel was last queried: tick, and monotonic seconds."""
         self._valid_since = 0
@@ -142,6 +147,13 @@ class MqttRelay:
                     await news.wait()
                     self._check_present()
         except TimeoutError:
+            if unconfirmed := [n for n in self._stale() if n in self._unconfirmed]:
+                unanswered = ", ".join(sorted(set().union(
+                    *(self._unconfirmed[n] for n in unconfirmed))))
+                raise DeviceUnavailable(
+                    self.id, f"no answer within {self._timeout_seconds:g}s to the write "
+                    f"({unanswered}): it may not have reached the device",
+                ) from None
             if stale := self._stale():
                 channels = ", ".join(str(n) for n in stale)
                 raise DeviceUnavailable(
@@ -157,6 +169,9 @@ class MqttRelay:
         self._check_reachable()
         self._written[channel] = next(self._ticks)
         self._wanted[channel] = state
+        self._unconfirmed[channel] = {c.confirm for c in commands if c.confirm is not None}
+        if not self._unconfirmed[channel]:
+            del self._unconfirmed[channel]
         try:
             for index, command in enumerate(commands):
                 reply = self._expect_reply(command)
@@ -168,7 +183,9 @@ class MqttRelay:
                     if command.request_id is not None:
                         self._replies.pop(command.request_id, None)
         except DeviceError:
-            self._wanted.pop(channel, None)  # nothing to wait for: any report is the truth
+            # Nothing to wait for: any report is the truth.
+            self._wanted.pop(channel, None)
+            self._unconfirmed.pop(channel, None)
             raise
 
     def _expect_reply(self, command: Command) -> asyncio.Future[RpcReply] | None:
@@ -227,12 +244,18 @@ class MqttRelay:
         report = self._preset.parse(message)
         if report.available is not None:
             self._set_available(report.available)
+        for channel, awaited in list(self._unconfirmed.items()):
+            awaited.difference_update(report.confirmed)
+            if not awaited or REFUSED in report.confirmed:
+                # The device took the write now: only reports from here on speak for it.
+                del self._unconfirmed[channel]
+                self._written[channel] = next(self._ticks)
         if report.states:
             tick = next(self._ticks)
             for channel, state in report.states.items():
                 self._states[channel] = state
                 self._reported[channel] = tick
-                if self._wanted.get(channel) is state:
+                if self._wanted.get(channel) is state and channel not in self._unconfirmed:
                     del self._wanted[channel]
         if report.reply is not None:
             future = self._replies.get(report.reply.request_id)
@@ -313,8 +336,10 @@ class MqttRelay:
         return max(self._written.get(channel, 0), self._valid_since)
 
     def _stale(self) -> list[int]:
-        """Channels with no report since their last write, the last outage, or ever."""
-        return [n for n in self._channels() if self._reported.get(n, 0) <= self._stale_since(n)]
+        """Channels with no report since their last write (once the device answered it),
+        the last outage, or ever."""
+        return [n for n in self._channels() if n in self._unconfirmed
+                or self._reported.get(n, 0) <= self._stale_since(n)]
 
     def _ask_needed(self, channel: int) -> bool:
         """False while a query sent since the channel went stale may still be answered.

@@ -17,7 +17,7 @@ import itertools
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from stovectl.devices.base import RelayState
@@ -42,6 +42,9 @@ class Command:
     resubscribe: bool = False
     """Not a publish: subscribe to ``topic`` again, so the broker resends its retained
     state. The query of firmware that keeps its state retained and has no other."""
+    confirm: str | None = None
+    """What the device's answer to this command says (``Report.confirmed``) once it took
+    it. Until then no state report counts for the write: one may be older than it."""
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,14 @@ class Report:
     states: dict[int, RelayState] = field(default_factory=dict)
     available: bool | None = None
     reply: RpcReply | None = None
+    confirmed: frozenset[str] = frozenset()
+    """The ``Command.confirm`` of each command this message answers."""
 
 
 NOTHING = Report()
+REFUSED = "refused"
+"""In ``Report.confirmed``: the device answered a command with an error; nothing more
+will come of the awaited answers."""
 
 
 class DevicePreset(Protocol):
@@ -182,7 +190,13 @@ class Tasmota(_Firmware):
         if not self._s.device_pulse:
             return [power]
         # PulseTime is a lasting setting: clear it, or a lock would end by itself.
-        return [Command(f"cmnd/{self._t}/PulseTime{channel}", "0"), power]
+        return [self._pulse_time(channel, 0), power]
+
+    def _pulse_time(self, channel: int, setting: int) -> Command:
+        # Its answer proves the device took it: a relay that was away when it went out
+        # (its Wi-Fi, the broker) reports its old state on return, pulse still running.
+        return Command(f"cmnd/{self._t}/PulseTime{channel}", str(setting),
+                       confirm=f"PulseTime{channel}={setting}")
 
     def pulse_supported(self, channel: int, state: RelayState) -> bool:
         returns_from = OFF if self._s.power_on_state_5 else ON
@@ -190,7 +204,7 @@ class Tasmota(_Firmware):
 
     def pulse(self, channel: int, state: RelayState, seconds: float) -> list[Command]:
         return [
-            Command(f"cmnd/{self._t}/PulseTime{channel}", str(pulse_time(seconds))),
+            self._pulse_time(channel, pulse_time(seconds)),
             Command(f"cmnd/{self._t}/POWER{channel}", state.name),
         ]
 
@@ -205,11 +219,27 @@ class Tasmota(_Firmware):
             found = _object(message.payload)
             if "POWER1" not in found:
                 found["POWER1"] = found.get("POWER")  # a one-relay device's spelling
-            return _states({n: _word(found.get(f"POWER{n}")) for n in self._channels})
+            report = _states({n: _word(found.get(f"POWER{n}")) for n in self._channels})
+            return replace(report, confirmed=self._pulse_times(found))
+        if topic.startswith(f"stat/{t}/PULSETIME"):  # answers on their own topic (SetOption4)
+            return Report(confirmed=self._pulse_times(_object(message.payload)))
         for n in self._channels:
             if topic == f"stat/{t}/POWER{n}" or (n == 1 and topic == f"stat/{t}/POWER"):
                 return _states({n: _word(_text(message.payload))})
         return NOTHING
+
+
+    def _pulse_times(self, found: dict[str, Any]) -> frozenset[str]:
+        """``PulseTime<n>=<setting>`` for each answer to a PulseTime command in ``found``:
+        ``{"PulseTime2": {"Set": 30, "Remaining": 0}}``, or a bare number (older firmware);
+        REFUSED for ``{"Command": "Error"}``."""
+        confirmed = {REFUSED} if found.get("Command") == "Error" else set()
+        for n in self._channels:
+            answer = found.get(f"PulseTime{n}")
+            setting = answer.get("Set") if isinstance(answer, dict) else answer
+            if isinstance(setting, int) and not isinstance(setting, bool):
+                confirmed.add(f"PulseTime{n}={setting}")
+        return frozenset(confirmed)
 
 
 class Zigbee2Mqtt(_Firmware):

@@ -468,6 +468,35 @@ def test_an_offline_device_is_unavailable_until_it_is_back(
     real(scenario())
 
 
+def test_a_tasmota_write_missed_while_away_is_not_verified_by_its_return(
+    real: Callable[[Awaitable[None]], None], broker: Broker
+) -> None:
+    """A lock written while the relay is away is not verified by the state it reports on its
+    return (its pulse still running): the PulseTime answer is awaited, and a second write
+    (the actuator's retry) is verified once the device took it."""
+
+    async def scenario() -> None:
+        async with rig(broker, "tasmota", timeout=SHORT_TIMEOUT) as r:
+            await r.relay.pulse(1, ON, 30)
+            assert (await r.relay.read())[1] is ON
+            offline = r.watch.expect_available(False)
+            await r.device.go_offline()
+            await within(offline)
+            await r.relay.write(1, ON)  # the lock: PulseTime1 0, POWER1 ON, lost
+            online = r.watch.expect_available(True)
+            await r.device.come_online()
+            await within(online)
+            with pytest.raises(DeviceUnavailable, match=r"no answer .* \(PulseTime1=0\)"):
+                await r.relay.read()
+            assert r.device.pulse_time(1) == 130  # the pulse runs on: not verified, rightly
+
+            await r.relay.write(1, ON)
+            assert (await r.relay.read())[1] is ON
+            assert r.device.pulse_time(1) == 0
+
+    real(scenario())
+
+
 def test_zigbee2mqtt_1x_availability_words_are_understood(
     real: Callable[[Awaitable[None]], None], broker: Broker
 ) -> None:

@@ -14,6 +14,7 @@ from stovectl.devices.base import RelayState
 from stovectl.devices.mqtt_presets import (
     NOTHING,
     PRESETS,
+    REFUSED,
     Command,
     DevicePreset,
     Report,
@@ -85,9 +86,11 @@ def test_pulse_time_encodes_tenths_then_seconds_plus_100(seconds: float, value: 
 
 
 def test_tasmota_plain_write_clears_pulse_time_first() -> None:
-    """With device_pulse, a plain write sets PulseTime 0 and then POWER, so a lock stays."""
+    """With device_pulse, a plain write sets PulseTime 0 and then POWER, so a lock stays; the
+    device's answer to PulseTime is awaited."""
     assert make("tasmota", channels=2).write(2, OFF) == [
-        Command("cmnd/hob/PulseTime2", "0"), Command("cmnd/hob/POWER2", "OFF"),
+        Command("cmnd/hob/PulseTime2", "0", confirm="PulseTime2=0"),
+        Command("cmnd/hob/POWER2", "OFF"),
     ]
 
 
@@ -99,7 +102,8 @@ def test_tasmota_write_without_device_pulse_sends_power_only() -> None:
 def test_tasmota_pulse_sets_pulse_time_then_power() -> None:
     """A pulse sends the encoded PulseTime first, then the state."""
     assert make("tasmota").pulse(1, ON, 5) == [
-        Command("cmnd/hob/PulseTime1", "50"), Command("cmnd/hob/POWER1", "ON"),
+        Command("cmnd/hob/PulseTime1", "50", confirm="PulseTime1=50"),
+        Command("cmnd/hob/POWER1", "ON"),
     ]
 
 
@@ -146,6 +150,29 @@ def test_tasmota_reads_each_state_spelling(
 ) -> None:
     """POWER<n>, POWER (channel 1), RESULT and STATE JSON report states; nothing else does."""
     assert parse(make("tasmota", channels=2), topic, payload).states == states
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "confirmed"),
+    [
+        ("stat/hob/RESULT", {"PulseTime2": {"Set": 50, "Remaining": 50}}, {"PulseTime2=50"}),
+        ("stat/hob/RESULT", {"PulseTime1": {"Set": 0, "Remaining": 0}}, {"PulseTime1=0"}),
+        ("stat/hob/RESULT", {"PulseTime1": 112}, {"PulseTime1=112"}),
+        ("stat/hob/PULSETIME1", {"PulseTime1": {"Set": 0, "Remaining": 0}}, {"PulseTime1=0"}),
+        ("stat/hob/RESULT", {"Command": "Error"}, {REFUSED}),
+        ("stat/hob/RESULT", {"PulseTime1": {"Set": "0"}}, set()),
+        ("stat/hob/RESULT", {"PulseTime1": True}, set()),
+        ("stat/hob/RESULT", {"PulseTime3": {"Set": 0}}, set()),
+        ("tele/hob/STATE", {"POWER1": "ON"}, set()),
+        ("stat/other/RESULT", {"PulseTime1": {"Set": 0}}, set()),
+    ],
+)
+def test_tasmota_answers_to_pulse_time_are_confirmations(
+    topic: str, payload: dict[str, Any], confirmed: set[str]
+) -> None:
+    """The answer to a PulseTime command confirms it, on RESULT or its own topic; an error
+    answer is a refusal; nothing else confirms anything."""
+    assert parse(make("tasmota", channels=2), topic, payload).confirmed == confirmed
 
 
 def test_tasmota_availability_is_its_last_will() -> None:
