@@ -263,15 +263,13 @@ class BurnerController:
         self, names: Sequence[str], source: str, actor: str | None = None
     ) -> list[Outcome]:
         """Cut now, hold for ``cut_hold``, then re-arm unless locked (rules 1, 4)."""
-        ids = self.resolve(names)
-        return list(await asyncio.gather(*(self._shutoff(i, source, actor) for i in ids)))
-
-    async def _shutoff(
-        self, burner_id: str, source: str, actor: str | None, why: str = ""
-    ) -> Outcome:
-        burner = self._burners[burner_id]
-        return await self._finish_cut(Kind.SHUTOFF, burner, source, actor, why,
-                                      self._begin_shutoff(burner, source, actor))
+        burners = [self._burners[i] for i in self.resolve(names)]
+        with self._store.batch():
+            requests = [self._begin_shutoff(burner, source, actor) for burner in burners]
+        return list(await asyncio.gather(*(
+            self._finish_cut(Kind.SHUTOFF, burner, source, actor, "", request)
+            for burner, request in zip(burners, requests, strict=True)
+        )))
 
     def _begin_shutoff(
         self, burner: Burner, source: str, actor: str | None
@@ -319,13 +317,13 @@ class BurnerController:
         self, names: Sequence[str], source: str, reason: str = "lock", actor: str | None = None
     ) -> list[Outcome]:
         """Cut and stay cut until unlocked; a hazard lock outranks any other reason."""
-        ids = self.resolve(names)
-        return list(await asyncio.gather(*(self._lock(i, source, reason, actor) for i in ids)))
-
-    async def _lock(self, burner_id: str, source: str, reason: str, actor: str | None) -> Outcome:
-        burner = self._burners[burner_id]
-        request = self._begin_lock(burner, source, reason, actor)
-        return await self._finish_cut(Kind.LOCK, burner, source, actor, "", request)
+        burners = [self._burners[i] for i in self.resolve(names)]
+        with self._store.batch():
+            requests = [self._begin_lock(burner, source, reason, actor) for burner in burners]
+        return list(await asyncio.gather(*(
+            self._finish_cut(Kind.LOCK, burner, source, actor, "", request)
+            for burner, request in zip(burners, requests, strict=True)
+        )))
 
     def _begin_lock(
         self, burner: Burner, source: str, reason: str, actor: str | None
@@ -766,9 +764,10 @@ class BurnerController:
         log.error("HAZARD %s", message)
         self._emit(Kind.HAZARD, HAZARD, reason=what, actor=sensor.settings.id,
                    result=Result.DONE, message=message)
-        for burner_id in self._burners:
-            self._fire_lock(burner_id, HAZARD, HAZARD, f"{what} detected",
-                            actor=sensor.settings.id)
+        with self._store.batch():
+            for burner_id in self._burners:
+                self._fire_lock(burner_id, HAZARD, HAZARD, f"{what} detected",
+                                actor=sensor.settings.id)
 
     def hazard_note(self, sensor: SensorState, message: str) -> None:
         log.warning("%s", message)

@@ -10,6 +10,8 @@ the event loop on purpose, so an acknowledgement can never overtake its write.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,6 +140,21 @@ class Store:
         if self._db is None:
             raise RuntimeError("the store is not open")
         return self._db
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writes inside go to disk together, with one sync: a command for many
+        burners must not make the first cut wait for one sync per burner. Nothing is
+        durable before the block ends, so the relays are asked only after it (they are
+        driven from tasks, which run once the block returned to the event loop)."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")  # what was written is meant, even if a step failed
 
     def save_intent(self, intent: StoredIntent) -> None:
         self.db.execute(

@@ -51,6 +51,30 @@ def test_shutoff_of_all_does_not_wait_for_a_dead_device(kitchen_run: Any) -> Non
     kitchen_run(scenario, kitchen_config(two_devices=True))
 
 
+@pytest.mark.parametrize("command", ["shutoff", "lock"])
+def test_a_command_for_every_burner_is_durable_in_one_sync_before_any_relay_is_asked(
+    kitchen_run: Any, command: str
+) -> None:
+    """off all / lock all: every intent is written in one transaction (one disk sync, not
+    one per burner before the first cut), and no relay is cut before it is committed."""
+
+    async def scenario(k: Kitchen) -> None:
+        statements: list[tuple[str, list[bool]]] = []
+        k.store.db.set_trace_callback(
+            lambda sql: statements.append((sql, [k.is_cut(b) for b in ("left", "right")])))
+        outcomes = await getattr(k.controller, command)(["all"], "cli")
+        k.store.db.set_trace_callback(None)
+        assert [o.result for o in outcomes] == [Result.VERIFIED] * 2
+        sql = [text for text, _ in statements]
+        begin, commit = sql.index("BEGIN IMMEDIATE"), sql.index("COMMIT")
+        intents = [i for i, text in enumerate(sql) if "INTO intents" in text]
+        assert len(intents) == 2 and begin < min(intents) and max(intents) < commit, sql
+        assert statements[commit][1] == [False, False], "a relay was cut before the commit"
+        assert k.is_cut("left") and k.is_cut("right")
+
+    kitchen_run(scenario, kitchen_config(two_devices=True))
+
+
 def test_repeated_shutoffs_are_idempotent(kitchen_run: Any) -> None:
     """Two shutoffs in a row both verify and leave one pending re-arm."""
 

@@ -83,6 +83,24 @@ def test_save_intent_replaces_the_burners_intent(store: Store) -> None:
     assert store.intents() == {"left": armed}
 
 
+def test_a_batch_is_one_transaction_kept_even_when_a_step_fails(store: Store) -> None:
+    """Writes in a batch (nested ones included) are committed together at its end; what was
+    written before a step raised is kept, since it was meant."""
+    lock = StoredIntent("left", "locked", "child", "cli", 1000.0)
+    with pytest.raises(RuntimeError, match="step"), store.batch():
+        store.save_intent(lock)
+        with store.batch():
+            store.save_intent(StoredIntent("right", "pulse", None, "cli", 1000.0))
+        assert store.db.in_transaction
+        raise RuntimeError("a later step failed")
+    assert not store.db.in_transaction
+    again = reopen(store)
+    try:
+        assert set(again.intents()) == {"left", "right"}
+    finally:
+        again.close()
+
+
 def test_timers_survive_reopening(store: Store) -> None:
     """Saved safety deadlines are read back after close and reopen, with both clock readings."""
     left = StoredTimer("left", "countdown", 1900.0, 55.5, "boot-a", "cli", 1000.0)
