@@ -16,6 +16,7 @@ import gc
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -115,6 +116,8 @@ def test_shutoffs_are_verified_despite_packet_loss() -> None:
 
     Every shutoff starts from an armed relay, so none is verified by a read-back alone:
     the 200 cycle through 24 burners on 12 relays, each re-armed (2 s hold) before its next.
+    Four clients share them out, three relays each, so the run is bound by the holds rather
+    than by one shutoff after another; no two clients share a device's lane.
     """
     relays = {
         f"relay{n}": RelayConfig(f"127.0.3.{40 + n}", (f"burner{2 * n}", f"burner{2 * n + 1}"))
@@ -125,24 +128,34 @@ def test_shutoffs_are_verified_despite_packet_loss() -> None:
     with kitchen(relays, cut_hold=f"{CUT_HOLD:g}s") as (simulator, daemon):
         for device in relays:
             simulator.set(device, loss_in=0.2, loss_out=0.2)  # seeded by the device id
-        seconds: list[float] = []
         verified = {burner: 0 for _, _, burner in wiring}
-        results: list[str] = []
-        with ControlClient(daemon.socket_path, timeout_seconds=30) as client:
-            for n in range(200):
-                device, channel, burner = wiring[n % len(wiring)]
-                deadline = time.monotonic() + CUT_HOLD + 10
-                while not reads_armed(client, burner):
-                    assert time.monotonic() < deadline, f"shutoff {n}: {burner} never re-armed"
-                    time.sleep(0.05)  # polling the daemon's observed state, with a deadline
-                # NC wiring: the relay off is the burner armed, as a multimeter tells.
-                assert simulator.state(device, channel) is OFF, f"shutoff {n}: {burner} not armed"
-                started = time.perf_counter()
-                reply = client.call("off", burners=[burner])
-                seconds.append(time.perf_counter() - started)
-                assert reply["ok"], reply
-                results.append(reply["result"]["outcomes"][0]["result"])
-                verified[burner] += results[-1] == "verified"
+        clients = 4
+
+        def client_run(first: int) -> list[tuple[str, float]]:
+            mine = [w for w in wiring if int(w[0].removeprefix("relay")) % clients == first]
+            done: list[tuple[str, float]] = []
+            with ControlClient(daemon.socket_path, timeout_seconds=30) as client:
+                for n in range(200 // clients):
+                    device, channel, burner = mine[n % len(mine)]
+                    deadline = time.monotonic() + CUT_HOLD + 10
+                    while not reads_armed(client, burner):
+                        assert time.monotonic() < deadline, f"{burner} never re-armed"
+                        time.sleep(0.05)  # polling the daemon's observed state, with a deadline
+                    # NC wiring: the relay off is the burner armed, as a multimeter tells.
+                    assert simulator.state(device, channel) is OFF, f"{burner} not armed"
+                    started = time.perf_counter()
+                    reply = client.call("off", burners=[burner])
+                    took = time.perf_counter() - started
+                    assert reply["ok"], reply
+                    done.append((reply["result"]["outcomes"][0]["result"], took))
+                    verified[burner] += done[-1][0] == "verified"
+            return done
+
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            runs = list(pool.map(client_run, range(clients)))
+        results = [result for run in runs for result, _ in run]
+        seconds = [took for run in runs for _, took in run]
+        assert len(results) == 200
         in_time = sum(
             1 for result, took in zip(results, seconds, strict=True)
             if result == "verified" and took <= 3.0
