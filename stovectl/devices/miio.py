@@ -50,6 +50,15 @@ CODES = {
 }
 OFF_DELAY_DISABLED = -1
 OFF_DELAY_MAX_SECONDS = 43200
+DETAIL_MAX_CHARS = 200
+"""How much of a python-miio error an alarm quotes."""
+
+
+def _one_line(error: BaseException, limit: int = DETAIL_MAX_CHARS) -> str:
+    """python-miio's parser errors run over lines and hundreds of characters: an alarm
+    and a journal line want one short line."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class RequestIds(Protocol):
@@ -211,14 +220,15 @@ class MiioLane:
                 raise DeviceUnavailable(
                     self.name, "reply checksum does not match: is the token right?"
                 ) from None
-            raise DeviceUnavailable(self.name, f"no answer ({error})") from None
+            raise DeviceUnavailable(self.name, f"no answer ({_one_line(error)})") from None
         except OSError as error:
             raise DeviceUnavailable(self.name, f"network error: {error}") from None
         except Exception as error:
             # A stray datagram can make python-miio raise TypeError and the like: the
             # outcome is unknown, which the controller settles by reading back.
             raise DeviceUnavailable(
-                self.name, f"outcome unknown ({type(error).__name__}: {error})"
+                self.name, "outcome unknown: a reply that could not be decoded "
+                f"({type(error).__name__}: {_one_line(error)})",
             ) from None
 
     def _save_id(self, *, force: bool = False) -> None:

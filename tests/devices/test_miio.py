@@ -539,6 +539,7 @@ def test_a_reply_that_is_not_a_valid_answer_is_unavailable_and_may_have_acted(
                 await relay.write(1, ON)
             assert caught.value.may_have_acted is True
             assert_translated(caught.value)
+            assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
             assert device.requests == 1
 
     real(scenario())
