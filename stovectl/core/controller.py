@@ -666,6 +666,10 @@ class BurnerController:
             self._emit(Kind.TAMPER, "external", burner, result=Result.DONE,
                        message=f"{burner.id} was re-armed by someone else during its hold; "
                        "cutting it again")
+            # The hold starts again from the new cut, once it is verified (settled()):
+            # a cut of a moment would not let the valve drop (rule 4).
+            self._deadlines.cancel((burner.id, REARM))
+            burner.device_rearm_due = None
         actuator.request(burner.cut_relay)
 
     def _device_rearmed(self, burner: Burner) -> None:

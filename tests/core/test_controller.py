@@ -525,6 +525,28 @@ def test_an_external_cut_is_recorded_and_rearmed(kitchen_run: Any) -> None:
     kitchen_run(scenario)
 
 
+def test_a_burner_rearmed_by_someone_else_during_its_hold_is_held_again_in_full(
+    kitchen_run: Any,
+) -> None:
+    """Re-armed by hand 4 s into a 5 s hold: cut again within a poll, and that cut lasts a
+    whole cut_hold before the re-arm, not the second the first hold had left."""
+
+    async def scenario(k: Kitchen) -> None:
+        [outcome] = await k.controller.shutoff(["left"], "cli")
+        assert outcome.result is Result.VERIFIED
+        await k.elapse(CUT_HOLD - 1)
+        k.world.devices["sim"].switch_by_hand(1, RelayState.OFF)
+        await k.wait_event(lambda e: e.kind is Kind.TAMPER, within=2 * POLL)
+        await k.elapse(0.1)
+        assert k.is_cut("left")
+        recut = k.now()
+        rearm = await k.wait_event(lambda e: e.kind is Kind.REARM, within=CUT_HOLD + 2 * POLL)
+        assert rearm.result is Result.VERIFIED and not k.is_cut("left")
+        assert k.now() - recut >= CUT_HOLD - 0.2
+
+    kitchen_run(scenario)
+
+
 def test_tampering_with_a_locked_burner_is_cut_again_with_an_alarm(kitchen_run: Any) -> None:
     """A locked burner switched back on by someone else is cut again within a poll interval."""
 
