@@ -18,6 +18,21 @@ exception. A class exists only where some caller acts differently on it::
 
 from __future__ import annotations
 
+SHOWN_CHARS = 60
+"""How much of a bad value an error message quotes: enough to recognise, never a flood."""
+
+
+def shown(raw: object) -> str:
+    """``raw`` as an error message or a log line quotes it: its repr, cut short when long.
+
+    What a sender got wrong goes back to it (a refusal, the history); a value it
+    made kilobytes long must not come back whole.
+    """
+    text = repr(raw)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}… ({len(text)} chars)"
+
 
 class StovectlError(Exception):
     """The root of every error stovectl raises on purpose."""

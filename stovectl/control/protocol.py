@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stovectl.durations import finite_seconds
-from stovectl.errors import ProtocolError
+from stovectl.errors import ProtocolError, shown
 
 VERSION = 1
 MAX_LINE_BYTES = 64 * 1024
@@ -70,13 +70,13 @@ def decode_request(line: bytes) -> Request:
     if version != VERSION:
         raise RequestError(
             "bad_version",
-            f"protocol version {version!r} is not spoken here (this daemon speaks {VERSION})",
+            f"protocol version {shown(version)} is not spoken here (this daemon speaks {VERSION})",
             request_id,
         )
     op = message.get("op")
     if not isinstance(op, str) or op not in OPS:
         raise RequestError(
-            "unknown_op", f"unknown op {op!r}; known: {', '.join(sorted(OPS))}", request_id
+            "unknown_op", f"unknown op {shown(op)}; known: {', '.join(sorted(OPS))}", request_id
         )
     args = {k: v for k, v in message.items() if k not in ("v", "id", "op")}
     return Request(request_id, op, args)

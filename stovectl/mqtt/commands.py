@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Final, Literal, NamedTuple, get_args
 
 from stovectl.durations import finite_seconds
-from stovectl.errors import CommandRefused
+from stovectl.errors import CommandRefused, shown
 
 MAX_PAYLOAD_BYTES: Final = 4096
 MAX_TIMER_SECONDS: Final = 24 * 3600
@@ -145,7 +145,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     for key, value in pairs:
         if key in result:
             # Parsers disagree on which copy wins; a filter upstream may have read the other.
-            raise _Malformed(f"the key {key!r} appears twice")
+            raise _Malformed(f"the key {shown(key)} appears twice")
         result[key] = value
     return result
 
@@ -190,7 +190,8 @@ def _from_object(message: dict[str, Any], burner: str, command_id: str | None) -
     if unknown := sorted(set(message) - KNOWN_KEYS):
         raise reject(
             "bad_command",
-            f"unknown key(s) {', '.join(map(repr, unknown))}; a command may have "
+            f"unknown key(s) {', '.join(map(shown, unknown[:5]))}"
+            f"{f' and {len(unknown) - 5} more' if len(unknown) > 5 else ''}; a command may have "
             f"{', '.join(sorted(KNOWN_KEYS))}",
         )
     # An optional field sent as null is a field not sent (Home Assistant renders a
@@ -242,13 +243,13 @@ def _issue_time(value: object) -> float:
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"\"ts\" {_shown(value)} is not an ISO 8601 time") from None
+            raise ValueError(f"\"ts\" {shown(value)} is not an ISO 8601 time") from None
         if moment.tzinfo is None or moment.utcoffset() is None:
-            raise ValueError(f"\"ts\" {_shown(value)} has no time zone; add one, e.g. "
+            raise ValueError(f"\"ts\" {shown(value)} has no time zone; add one, e.g. "
                              "+08:00 or Z")
         stamp = moment.timestamp()
         if stamp < 0:
-            raise ValueError(f"\"ts\" {_shown(value)} is before 1970")
+            raise ValueError(f"\"ts\" {shown(value)} is before 1970")
         return stamp
     seconds = finite_seconds(value)
     if seconds is None:
@@ -257,11 +258,6 @@ def _issue_time(value: object) -> float:
     if not 0 <= seconds < EPOCH_SECONDS_LIMIT:
         raise ValueError(f"\"ts\" {seconds:g} is not seconds since the epoch (milliseconds?)")
     return seconds
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _word(value: object) -> str | None:

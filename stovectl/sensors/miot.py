@@ -29,8 +29,8 @@ from typing import Any
 from stovectl.core.sensing import SensorInput
 from stovectl.core.tasks import BackgroundTasks
 from stovectl.devices.miio import CODES, MiioLane, RequestIds
-from stovectl.errors import ConfigError, DeviceError
-from stovectl.sensors.readings import interpret, shown
+from stovectl.errors import ConfigError, DeviceError, shown
+from stovectl.sensors.readings import interpret
 from stovectl.settings import MiotSensorSettings
 
 log = logging.getLogger(__name__)

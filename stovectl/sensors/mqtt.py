@@ -27,8 +27,9 @@ from functools import partial
 
 from stovectl.core.sensing import SensorInput
 from stovectl.devices.mqtt_presets import availability
+from stovectl.errors import shown
 from stovectl.mqtt.connection import Message, MqttConnection
-from stovectl.sensors.readings import interpret_payload, shown
+from stovectl.sensors.readings import interpret_payload
 from stovectl.settings import MqttSensorSettings
 
 log = logging.getLogger(__name__)

@@ -28,21 +28,12 @@ import json
 import math
 from typing import Any
 
+from stovectl.errors import shown
 from stovectl.settings import SensorSettings
 
 YES_WORDS = frozenset({"true", "1", "on", "yes", "detected"})
 NO_WORDS = frozenset({"false", "0", "off", "no", "clear"})
-SHOWN_CHARS = 60
-"""How much of a bad value goes into a message: enough to recognise, never a flood."""
 _NOT_JSON: Any = object()
-
-
-def shown(raw: object) -> str:
-    """``raw`` as a log or an error shows it: its repr, cut short when long."""
-    text = repr(raw)
-    if len(text) <= SHOWN_CHARS:
-        return text
-    return f"{text[:SHOWN_CHARS]}… ({len(text)} chars)"
 
 
 def _garbage(sensor: SensorSettings, raw: object, why: str) -> ValueError:

@@ -93,9 +93,11 @@ def test_another_protocol_version_is_bad_version(version: object) -> None:
     assert f"speaks {protocol.VERSION}" in str(error)
 
 
-@pytest.mark.parametrize("op", ["reboot", "", None, 3, ["off"], {"op": "off"}, True])
+@pytest.mark.parametrize("op", ["reboot", "", None, 3, ["off"], {"op": "off"}, True,
+                                ["a" * 5000], "x" * 5000])
 def test_an_unknown_op_is_unknown_op(op: object) -> None:
-    """An op the daemon does not know is refused with unknown_op, its id, and the known ops."""
+    """An op the daemon does not know is refused with unknown_op, its id, and the known ops;
+    a long one is quoted short (the soak sent a 600-character message back)."""
     message: dict[str, Any] = {"v": 1, "id": "r2"}
     if op is not None:
         message["op"] = op
@@ -103,6 +105,7 @@ def test_an_unknown_op_is_unknown_op(op: object) -> None:
     assert error.code == "unknown_op"
     assert error.request_id == "r2"
     assert all(known in str(error) for known in protocol.OPS)
+    assert len(str(error)) < 250
 
 
 def test_a_good_request_keeps_its_arguments() -> None:

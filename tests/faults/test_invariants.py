@@ -133,6 +133,24 @@ def test_a_countdown_moved_later_or_lost_breaks_rule_9() -> None:
     fails(invariants, FakeDaemon(), FakeHob(), "rule 9.*vanished")
 
 
+@pytest.mark.parametrize("fired", [True, False])
+def test_a_longer_countdown_is_allowed_only_once_the_earlier_one_fired(fired: bool) -> None:
+    """Seen due in 1 s, then a 60 s one acknowledged: a new countdown if the first fired in
+    between (the soak caught the checker calling that rule 9), otherwise one moved later."""
+    invariants = checker()
+    pending = FakeDaemon(rows=[row(countdown={"remaining": 1.0, "due": 0, "source": "cli"})])
+    invariants.check(pending, FakeHob(), settle=0)
+    invariants.expect_countdown("left", time.monotonic() + 60)
+    later = FakeDaemon(
+        rows=[row(countdown={"remaining": 60.0, "due": 0, "source": "cli"})],
+        events=[event("countdown_fire", "done", time.time())] if fired else [],
+    )
+    if fired:
+        invariants.check(later, FakeHob(), settle=0)
+    else:
+        fails(invariants, later, FakeHob(), "rule 9.*moved")
+
+
 def test_pending_past_alarm_after_without_an_alarm_breaks_rule_3() -> None:
     """A burner pending beyond alarm_after with no alarm: rule 3."""
     daemon = FakeDaemon(rows=[row(pending=True)])

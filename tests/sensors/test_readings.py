@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stovectl.sensors.readings import SHOWN_CHARS, interpret, interpret_payload, shown
+from stovectl.errors import SHOWN_CHARS, shown
+from stovectl.sensors.readings import interpret, interpret_payload
 from stovectl.settings import MqttSensorSettings
 
 

@@ -230,6 +230,9 @@ class SafetyInvariants:
         self._locks: dict[str, str | None] = {}
         self._lifted: set[str] = set()
         self._countdowns: dict[str, float] = {}
+        """Each pending countdown's due time (time.monotonic()), as last seen or acknowledged."""
+        self._acknowledged: dict[str, float] = {}
+        """Countdowns acknowledged since the last check."""
         self._switches_seen: dict[str, int] = {}
 
     @property
@@ -248,8 +251,8 @@ class SafetyInvariants:
 
     def expect_countdown(self, burner: str, monotonic_due: float) -> None:
         """A countdown was acknowledged, due at ``monotonic_due`` (time.monotonic())."""
-        known = self._countdowns.get(burner, monotonic_due)
-        self._countdowns[burner] = min(known, monotonic_due)
+        known = self._acknowledged.get(burner, monotonic_due)
+        self._acknowledged[burner] = min(known, monotonic_due)
 
     def check(
         self, daemon: DaemonView, hob: Hob, *, settle: float | None = None, what: str = ""
@@ -443,7 +446,14 @@ class SafetyInvariants:
     def _countdowns_keep(self, b: _Seen, snapshot: _Snapshot) -> list[str]:
         """Rule 9."""
         problems = []
-        known, countdown = self._countdowns.get(b.id), b.row.get("countdown")
+        known, countdown = self._countdowns.pop(b.id, None), b.row.get("countdown")
+        if any(e["kind"] in ("countdown_fire", "countdown_cancel") for e in b.new):
+            # The one known before ended since (as the history says): any pending now is a
+            # newer one, asked for after it ended, and only its acknowledgement binds it.
+            known = None
+        acknowledged = self._acknowledged.pop(b.id, None)
+        if acknowledged is not None:
+            known = acknowledged if known is None else min(known, acknowledged)
         if countdown is not None:
             due = snapshot.mono + float(countdown["remaining"])
             if known is not None and due > known + self.tolerance:
@@ -454,13 +464,12 @@ class SafetyInvariants:
                                 f"pending {snapshot.mono - known:.2f}s past its due time")
             self._countdowns[b.id] = due if known is None else min(known, due)
             self.figures.countdowns_followed += 1
-        elif known is not None:
-            if not [e for e in b.recent
-                    if e["kind"] in ("countdown_fire", "countdown_cancel")]:
-                problems.append(f"{b.id}: rule 9 (deadlines keep): a countdown due in "
-                                f"{known - snapshot.mono:.2f}s vanished without firing or "
-                                "being cancelled")
-            del self._countdowns[b.id]
+        elif known is not None and not [
+            e for e in b.recent if e["kind"] in ("countdown_fire", "countdown_cancel")
+        ]:
+            problems.append(f"{b.id}: rule 9 (deadlines keep): a countdown due in "
+                            f"{known - snapshot.mono:.2f}s vanished without firing or "
+                            "being cancelled")
         for fired in (e for e in b.new if e["kind"] == "countdown_fire"):
             # Its shutoff is recorded once verified, or failed at alarm_after.
             late = snapshot.wall - fired["time"] > self.alarm_after + ALARM_MARGIN_SECONDS
