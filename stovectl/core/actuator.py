@@ -75,6 +75,9 @@ class Actuator:
         self._pulsed_at: float | None = None
         self._pulse_allowed = False
         self._write_never_arrived = False
+        self._device_timer_may_run = relay.capabilities.device_pulse
+        """The device may still be timing a pulse of its own (one was sent, or the daemon
+        started after one): only an answered write of the cut state proves it ended."""
         self._tickets: list[_Ticket] = []
         self._alarmed = False
         self._wake = asyncio.Event()
@@ -165,21 +168,11 @@ class Actuator:
         """One write and read-back; the result if settled, None to retry."""
         burner, relay = self._burner, self._relay
         self.write_seq += 1
-        if pulse is not None and self._pulse_allowed and relay.pulse_supported(
-            burner.channel, target
-        ):
-            # One try per request: a device slower than the pulse returns before it can
-            # be read back, so retries are plain writes and the daemon re-arms itself.
-            self._pulse_allowed = False
-            self._pulsed_at = self._clock.monotonic()
-            acknowledged = await self._call_write(target, pulse)
-        else:
-            self._pulsed_at = None
-            acknowledged = await self._call_write(target)
+        acknowledged = await self._write(target, pulse)
+        if acknowledged is None:
+            return None
         if not relay.capabilities.read_back:
             return Result.UNVERIFIED if acknowledged else None
-        if self._write_never_arrived:
-            return None  # the device is away: reading back would only cost another timeout
         write_error = self.last_error
         states = await self._call_read()
         if states is None:
@@ -201,6 +194,34 @@ class Actuator:
         # Keep why the write failed: a refusal (-4005) must not read like a stuck relay.
         self.last_error = wrong if acknowledged else f"{self.last_error}; {wrong}"
         return None
+
+    async def _write(self, target: RelayState, pulse: float | None) -> bool | None:
+        """Write (or pulse); whether the device answered, or None when reading back could
+        not settle it: the write never left, or it had to be answered and was not."""
+        burner, relay = self._burner, self._relay
+        if pulse is not None and self._pulse_allowed and relay.pulse_supported(
+            burner.channel, target
+        ):
+            # One try per request: a device slower than the pulse returns before it can
+            # be read back, so retries are plain writes and the daemon re-arms itself.
+            self._pulse_allowed = False
+            self._pulsed_at = self._clock.monotonic()
+            self._device_timer_may_run = True
+            acknowledged = await self._call_write(target, pulse)
+        else:
+            self._pulsed_at = None
+            acknowledged = await self._call_write(target)
+            if acknowledged and target is burner.cut_relay:
+                self._device_timer_may_run = False
+            elif target is burner.cut_relay and self._device_timer_may_run:
+                # The relay reads cut while the device's own timer runs, so a read-back
+                # cannot show that this write (a lock: a cut that must stay) ended it.
+                self.last_error += ("; a lock's write must be answered: the device may "
+                                    "still be timing its own return from a shutoff")
+                return None
+        if self._write_never_arrived:
+            return None  # the device is away: reading back would only cost another timeout
+        return acknowledged
 
     async def _call_write(self, target: RelayState, pulse: float | None = None) -> bool:
         self._write_never_arrived = False

@@ -484,6 +484,28 @@ def test_a_lock_supersedes_a_pending_pulse_of_the_same_state(virtual: Run) -> No
     virtual(scenario())
 
 
+def test_a_lock_after_a_device_pulse_is_verified_only_once_its_write_is_answered(
+    virtual: Run,
+) -> None:
+    """After a shutoff the device times its own return; a lock whose write got no answer
+    reads cut all the same (the pulse holds it), so it is written again until answered."""
+    relay, listener = FakeRelay(), RecordingListener()
+    relay.can_pulse = True
+
+    async def scenario() -> None:
+        async with running(relay, listener) as actuator:
+            assert (await actuator.request(ON, pulse_seconds=5.0)).result is Result.VERIFIED
+            relay.fail_writes = 2  # lost answers: the device may or may not have taken them
+            outcome = await actuator.request(ON)
+            assert outcome.result is Result.VERIFIED
+            assert len(relay.write_times) == 1 + 3, "the pulse, two unanswered, one answered"
+            relay.fail_writes = 1  # the timer is known ended now: a cut read back is a cut
+            assert (await actuator.request(ON)).result is Result.VERIFIED
+            assert len(relay.write_times) == 4 + 1
+
+    virtual(scenario())
+
+
 def test_no_read_back_after_a_write_that_never_left(virtual: Run) -> None:
     """When a write surely never reached the device, the attempt skips the read-back."""
     relay, listener = FakeRelay(), RecordingListener()
