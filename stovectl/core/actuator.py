@@ -216,8 +216,8 @@ class Actuator:
             elif target is burner.cut_relay and self._device_timer_may_run:
                 # The relay reads cut while the device's own timer runs, so a read-back
                 # cannot show that this write (a lock: a cut that must stay) ended it.
-                self.last_error += ("; a lock's write must be answered: the device may "
-                                    "still be timing its own return from a shutoff")
+                self.last_error += ("; this cut must be answered, not only read back: the "
+                                    "device may still be timing a return of its own")
                 return None
         if self._write_never_arrived:
             return None  # the device is away: reading back would only cost another timeout
