@@ -213,10 +213,11 @@ class Actuator:
             acknowledged = await self._call_write(target)
             if acknowledged and target is burner.cut_relay:
                 self._device_timer_may_run = False
-            elif target is burner.cut_relay and self._device_timer_may_run:
+            elif pulse is None and target is burner.cut_relay and self._device_timer_may_run:
                 # The relay reads cut while the device's own timer runs, so a read-back
                 # cannot show that this write (a lock: a cut that must stay) ended it.
-                self.last_error += ("; this cut must be answered, not only read back: the "
+                # A shutoff's retry may let it run: the return is what a shutoff wants.
+                self.last_error += ("; a lock must be answered, not only read back: the "
                                     "device may still be timing a return of its own")
                 return None
         if self._write_never_arrived:
