@@ -76,8 +76,9 @@ class Actuator:
         self._pulse_allowed = False
         self._write_never_arrived = False
         self._device_timer_may_run = relay.capabilities.device_pulse
-        """The device may still be timing a pulse of its own (one was sent, or the daemon
-        started after one): only an answered write of the cut state proves it ended."""
+        """The device may still be timing a return of its own (a pulse was sent, or the
+        daemon started after one); it ends with an answered plain cut, or the relay seen
+        armed."""
         self._tickets: list[_Ticket] = []
         self._alarmed = False
         self._wake = asyncio.Event()
@@ -199,6 +200,11 @@ class Actuator:
         """Write (or pulse); whether the device answered, or None when reading back could
         not settle it: the write never left, or it had to be answered and was not."""
         burner, relay = self._burner, self._relay
+        if burner.seen is burner.armed_relay:
+            self._device_timer_may_run = False  # a relay seen armed has no return pending
+        # A relay already cut under a return the device times itself reads cut whether or
+        # not this write arrived: then only the device's answer shows that it did.
+        must_be_answered = target is burner.cut_relay and self._device_timer_may_run
         if pulse is not None and self._pulse_allowed and relay.pulse_supported(
             burner.channel, target
         ):
@@ -213,13 +219,10 @@ class Actuator:
             acknowledged = await self._call_write(target)
             if acknowledged and target is burner.cut_relay:
                 self._device_timer_may_run = False
-            elif pulse is None and target is burner.cut_relay and self._device_timer_may_run:
-                # The relay reads cut while the device's own timer runs, so a read-back
-                # cannot show that this write (a lock: a cut that must stay) ended it.
-                # A shutoff's retry may let it run: the return is what a shutoff wants.
-                self.last_error += ("; a lock must be answered, not only read back: the "
-                                    "device may still be timing a return of its own")
-                return None
+        if must_be_answered and not acknowledged:
+            self.last_error += ("; this cut must be answered, not only read back: the "
+                                "device may still be timing a return of its own")
+            return None
         if self._write_never_arrived:
             return None  # the device is away: reading back would only cost another timeout
         return acknowledged

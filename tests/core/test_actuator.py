@@ -506,6 +506,25 @@ def test_a_lock_after_a_device_pulse_is_verified_only_once_its_write_is_answered
     virtual(scenario())
 
 
+def test_a_second_shutoff_during_a_device_pulse_is_verified_only_once_answered(
+    virtual: Run,
+) -> None:
+    """A shutoff while the device still times the last one's return: its unanswered pulse
+    reads cut all the same, so a write must be answered (a relay seen armed needs none)."""
+    relay, listener = FakeRelay(), RecordingListener()
+    relay.can_pulse = True
+
+    async def scenario() -> None:
+        async with running(relay, listener) as actuator:
+            assert (await actuator.request(ON, pulse_seconds=5.0)).result is Result.VERIFIED
+            relay.fail_writes = 1
+            second = await actuator.request(ON, pulse_seconds=5.0)
+            assert second.result is Result.VERIFIED
+            assert len(relay.write_times) == 1 + 2, "the first pulse, a lost one, a plain cut"
+
+    virtual(scenario())
+
+
 def test_no_read_back_after_a_write_that_never_left(virtual: Run) -> None:
     """When a write surely never reached the device, the attempt skips the read-back."""
     relay, listener = FakeRelay(), RecordingListener()

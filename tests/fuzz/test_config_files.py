@@ -220,14 +220,19 @@ def variants(draw: st.DrawFn) -> tuple[dict[str, Any], list[str]]:
 
 
 def secret_values(data: Any) -> set[str]:
-    """The secrets a config holds: every text under a pin, token or password key."""
-    found = set(SECRETS.values())
+    """The secrets a config holds: every text under a pin, token or password key, unless the
+    same text is also the value of another key, which an error may quote (the soak drew
+    '000:' as a PIN and as a poll_interval)."""
+    found, public = set(SECRETS.values()), set()
     for path, value in paths(data):
-        if path and isinstance(path[-1], str) and path[-1].endswith(SECRET_KEY_ENDINGS) and (
-            isinstance(value, str) and len(value) >= 4
-        ):
-            found.add(value)
-    return found
+        if not (path and isinstance(path[-1], str) and isinstance(value, str)):
+            continue
+        if path[-1].endswith(SECRET_KEY_ENDINGS):
+            if len(value) >= 4:
+                found.add(value)
+        else:
+            public.add(value)
+    return found - public
 
 
 def unnameable_keys(data: Any) -> bool:
